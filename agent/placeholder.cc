@@ -1,0 +1,1 @@
+// Removed once agent/ has real sources (keeps the static library non-empty).

@@ -1,0 +1,1 @@
+// Removed once cli/ has real sources (keeps the static library non-empty).
