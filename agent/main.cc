@@ -1,1 +1,83 @@
-int main() { return 0; }
+// pghaul-agent: runs beside PostgreSQL on a database host and dials out to the controller.
+#include <sysexits.h>
+
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "agent/agent_config.h"
+#include "agent/controller_link.h"
+#include "agent/host_facts.h"
+#include "common/files.h"
+#include "common/identifiers.h"
+#include "common/logging.h"
+#include "common/signals.h"
+#include "common/version.h"
+
+namespace pghaul::agent {
+namespace {
+
+int Run(const std::string& config_path) {
+  absl::StatusOr<AgentConfig> config = LoadAgentConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "pghaul-agent: " << config.status().message() << "\n";
+    return EX_CONFIG;
+  }
+  LogFormat format = LogFormat::kJson;
+  if (absl::Status s = ParseLogFormat(config->log_format, &format); !s.ok()) {
+    std::cerr << "pghaul-agent: " << s.message() << "\n";
+    return EX_CONFIG;
+  }
+  if (absl::Status s = InitLogging("agent", format, config->log_level); !s.ok()) {
+    std::cerr << "pghaul-agent: " << s.message() << "\n";
+    return EX_CONFIG;
+  }
+  if (absl::Status s = MakeDirectories(config->state_dir, 0700); !s.ok()) {
+    PGH_LOG_ERROR("state directory: {}", s.message());
+    return EX_CANTCREAT;
+  }
+  LinkOptions options;
+  options.agent_id = config->agent_id;
+  options.incarnation = RandomHexId();
+  options.controller_address = config->controller_address;
+  options.reconnect_initial = config->reconnect_initial;
+  options.reconnect_max = config->reconnect_max;
+  options.facts_interval = config->facts_interval;
+  PGH_LOG_INFO("pghaul-agent {} (protocol {}) starting as '{}', incarnation {}, controller {}",
+               kPghaulVersion, kProtocolVersion, options.agent_id, options.incarnation,
+               options.controller_address);
+  if (config->controller_insecure) {
+    PGH_LOG_WARN(
+        "TLS is off (controller.insecure: true): the link to the controller is plaintext; use "
+        "only on a trusted network");
+  }
+
+  const AgentConfig& agent_config = *config;
+  ControllerLink link(options, [&agent_config] { return GatherHostFacts(agent_config); });
+  std::thread link_thread([&link] { link.Run(); });
+  int signal_number = WaitForShutdownSignal();
+  PGH_LOG_INFO("signal {} received, shutting down", signal_number);
+  link.Stop();
+  link_thread.join();
+  return EX_OK;
+}
+
+}  // namespace
+}  // namespace pghaul::agent
+
+int main(int argc, char** argv) {
+  pghaul::BlockShutdownSignals();
+  CLI::App app{"pghaul-agent: runs pgBackRest and SQL for pghaul on a database host"};
+  std::string config_path = "/etc/pghaul/agent.yaml";
+  app.add_option("-c,--config", config_path, "agent configuration file (YAML)")
+      ->capture_default_str();
+  app.set_version_flag("--version", std::string(pghaul::kPghaulVersion));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? EX_OK : EX_USAGE;
+  }
+  return pghaul::agent::Run(config_path);
+}

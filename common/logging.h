@@ -9,7 +9,28 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "fmt/format.h"
 #include "spdlog/spdlog.h"
+
+// Debian's Abseil has its own absl::string_view (not std::string_view): teach fmt to print it,
+// and absl::Status too, so log statements can take either directly.
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<fmt::string_view> {
+  template <typename FormatContext>
+  auto format(absl::string_view text, FormatContext& ctx) const {
+    return fmt::formatter<fmt::string_view>::format(fmt::string_view(text.data(), text.size()),
+                                                    ctx);
+  }
+};
+
+template <>
+struct fmt::formatter<absl::Status> : fmt::formatter<fmt::string_view> {
+  template <typename FormatContext>
+  auto format(const absl::Status& status, FormatContext& ctx) const {
+    std::string text = status.ToString();
+    return fmt::formatter<fmt::string_view>::format(fmt::string_view(text), ctx);
+  }
+};
 
 namespace pghaul {
 

@@ -1,1 +1,118 @@
-int main() { return 0; }
+// pghaul-controller: accepts the agents' links, keeps the agent registry and serves the CLI.
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/clock.h"
+#include "common/files.h"
+#include "common/grpc_options.h"
+#include "common/logging.h"
+#include "common/signals.h"
+#include "common/version.h"
+#include "controller/agent_link_service.h"
+#include "controller/agent_registry.h"
+#include "controller/controller_config.h"
+#include "controller/migrations_service.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+
+namespace pghaul::controller {
+namespace {
+
+int Run(const std::string& config_path) {
+  absl::StatusOr<ControllerConfig> config = LoadControllerConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "pghaul-controller: " << config.status().message() << "\n";
+    return EX_CONFIG;
+  }
+  LogFormat format = LogFormat::kJson;
+  if (absl::Status s = ParseLogFormat(config->log_format, &format); !s.ok()) {
+    std::cerr << "pghaul-controller: " << s.message() << "\n";
+    return EX_CONFIG;
+  }
+  if (absl::Status s = InitLogging("controller", format, config->log_level); !s.ok()) {
+    std::cerr << "pghaul-controller: " << s.message() << "\n";
+    return EX_CONFIG;
+  }
+  PGH_LOG_INFO("pghaul-controller {} (protocol {}) starting, id {}, config {}", kPghaulVersion,
+               kProtocolVersion, config->controller_id, config_path);
+  if (config->insecure) {
+    PGH_LOG_WARN(
+        "TLS is off (insecure: true): agent and CLI traffic, including task parameters, travels "
+        "in plaintext; use only on a trusted network");
+  }
+  if (absl::Status s = MakeDirectories(config->state_dir); !s.ok()) {
+    PGH_LOG_ERROR("state directory: {}", s.message());
+    return EX_CANTCREAT;
+  }
+
+  AgentRegistry registry(Clock::Real(), config->heartbeat_interval, config->missed_heartbeats);
+  AgentLinkService link_service(&registry, config->controller_id, config->heartbeat_interval);
+  MigrationsService migrations_service(&registry);
+
+  grpc::ServerBuilder builder;
+  ApplyServerOptions(builder);
+  int bound_port = 0;
+  builder.AddListeningPort(config->listen_address, grpc::InsecureServerCredentials(),
+                           &bound_port);
+  builder.RegisterService(&link_service);
+  builder.RegisterService(&migrations_service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || bound_port == 0) {
+    PGH_LOG_ERROR(
+        "cannot listen on {}: the address is not local to this host or the port is in use; "
+        "check `listen` in {}",
+        config->listen_address, config_path);
+    return EX_UNAVAILABLE;
+  }
+  std::string host = config->listen_address.substr(0, config->listen_address.rfind(':'));
+  std::string bound_address = absl::StrCat(host, ":", bound_port);
+  PGH_LOG_INFO("listening on {}", bound_address);
+  if (absl::Status s = WriteFileAtomically(config->state_dir + "/listen-address",
+                                           bound_address + "\n");
+      !s.ok()) {
+    PGH_LOG_WARN("could not record the listen address: {}", s.message());
+  }
+
+  absl::Notification stopping;
+  std::thread ticker([&] {
+    while (!stopping.WaitForNotificationWithTimeout(config->heartbeat_interval)) {
+      link_service.Tick();
+    }
+  });
+
+  int signal_number = WaitForShutdownSignal();
+  PGH_LOG_INFO("signal {} received, shutting down", signal_number);
+  stopping.Notify();
+  ticker.join();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  PGH_LOG_INFO("stopped");
+  return EX_OK;
+}
+
+}  // namespace
+}  // namespace pghaul::controller
+
+int main(int argc, char** argv) {
+  pghaul::BlockShutdownSignals();
+  CLI::App app{"pghaul-controller: coordinates pghaul agents and migrations"};
+  std::string config_path = "/etc/pghaul/controller.yaml";
+  app.add_option("-c,--config", config_path, "controller configuration file (YAML)")
+      ->capture_default_str();
+  app.set_version_flag("--version", std::string(pghaul::kPghaulVersion));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? EX_OK : EX_USAGE;
+  }
+  return pghaul::controller::Run(config_path);
+}

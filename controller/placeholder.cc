@@ -1,1 +1,0 @@
-// Removed once controller/ has real sources (keeps the static library non-empty).

@@ -1,0 +1,161 @@
+// The agent's ControllerLink against the controller's real AgentLinkService, over real gRPC on
+// loopback (port 0), in one process.
+#include <memory>
+#include <thread>
+
+#include "agent/controller_link.h"
+#include "common/clock.h"
+#include "controller/agent_link_service.h"
+#include "controller/agent_registry.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+
+namespace pghaul {
+namespace {
+
+// Polls `condition` until it holds or `timeout` passes.
+template <typename Condition>
+bool Eventually(Condition condition, absl::Duration timeout = absl::Seconds(10)) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return condition();
+}
+
+// A controller: registry + AgentLink service + ticker, on 127.0.0.1 at a given or a free port.
+class TestController {
+ public:
+  explicit TestController(int port = 0)
+      : registry_(Clock::Real(), absl::Milliseconds(100), 3),
+        service_(&registry_, "test-controller", absl::Milliseconds(100)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:" + std::to_string(port),
+                             grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    ticker_ = std::thread([this] {
+      while (!stopping_.WaitForNotificationWithTimeout(absl::Milliseconds(100))) service_.Tick();
+    });
+  }
+  ~TestController() {
+    stopping_.Notify();
+    ticker_.join();
+    server_->Shutdown(std::chrono::system_clock::now());
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  controller::AgentRegistry& registry() { return registry_; }
+  bool Online(const std::string& id) {
+    auto info = registry_.Get(id);
+    return info.ok() && info->online();
+  }
+
+ private:
+  controller::AgentRegistry registry_;
+  controller::AgentLinkService service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  absl::Notification stopping_;
+  std::thread ticker_;
+};
+
+class RunningLink {
+ public:
+  RunningLink(const std::string& address, const std::string& id, const std::string& incarnation)
+      : link_(Options(address, id, incarnation), [] {
+          v1::HostFacts facts;
+          facts.set_hostname("test-host");
+          facts.mutable_postgres()->set_reachable(true);
+          facts.mutable_postgres()->set_server_version_num(150018);
+          return facts;
+        }),
+        thread_([this] { link_.Run(); }) {}
+  ~RunningLink() {
+    link_.Stop();
+    thread_.join();
+  }
+
+ private:
+  static agent::LinkOptions Options(const std::string& address, const std::string& id,
+                                    const std::string& incarnation) {
+    agent::LinkOptions options;
+    options.agent_id = id;
+    options.incarnation = incarnation;
+    options.controller_address = address;
+    options.reconnect_initial = absl::Milliseconds(50);
+    options.reconnect_max = absl::Milliseconds(200);
+    options.facts_interval = absl::Seconds(1);
+    return options;
+  }
+  agent::ControllerLink link_;
+  std::thread thread_;
+};
+
+TEST(ControllerLinkTest, AgentComesOnlineWithItsFactsAndVersions) {
+  TestController controller;
+  RunningLink link(controller.address(), "legacy", "inc-a");
+  ASSERT_TRUE(Eventually([&] { return controller.Online("legacy"); }));
+  v1::AgentInfo info = *controller.registry().Get("legacy");
+  EXPECT_EQ(info.facts().hostname(), "test-host");
+  EXPECT_EQ(info.facts().postgres().server_version_num(), 150018);
+  EXPECT_EQ(info.versions().protocol(), 1u);
+  EXPECT_EQ(info.incarnation(), "inc-a");
+}
+
+TEST(ControllerLinkTest, HeartbeatsKeepAnIdleAgentOnlinePastTheTimeout) {
+  TestController controller;
+  RunningLink link(controller.address(), "legacy", "inc-a");
+  ASSERT_TRUE(Eventually([&] { return controller.Online("legacy"); }));
+  // 10 offline timeouts (3 x 100 ms) with nothing but heartbeats on the stream.
+  absl::Time until = absl::Now() + absl::Seconds(3);
+  while (absl::Now() < until) {
+    ASSERT_TRUE(controller.Online("legacy"));
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(controller.registry().Get("legacy")->reconnects(), 0u);
+}
+
+TEST(ControllerLinkTest, StoppedAgentGoesOffline) {
+  TestController controller;
+  {
+    RunningLink link(controller.address(), "legacy", "inc-a");
+    ASSERT_TRUE(Eventually([&] { return controller.Online("legacy"); }));
+  }
+  EXPECT_TRUE(Eventually([&] { return !controller.Online("legacy"); }, absl::Seconds(2)));
+}
+
+TEST(ControllerLinkTest, AgentReconnectsToARestartedControllerOnTheSamePort) {
+  int port;
+  std::unique_ptr<RunningLink> link;
+  {
+    TestController controller;
+    port = controller.port();
+    link = std::make_unique<RunningLink>(controller.address(), "target", "inc-b");
+    ASSERT_TRUE(Eventually([&] { return controller.Online("target"); }));
+  }
+  {
+    TestController restarted(port);
+    ASSERT_EQ(restarted.port(), port);
+    EXPECT_TRUE(Eventually([&] { return restarted.Online("target"); }));
+    EXPECT_EQ(restarted.registry().Get("target")->incarnation(), "inc-b");
+    link.reset();
+  }
+}
+
+TEST(ControllerLinkTest, SecondAgentWithTheSameIdReplacesTheFirstStream) {
+  TestController controller;
+  RunningLink first(controller.address(), "legacy", "inc-1");
+  ASSERT_TRUE(Eventually([&] { return controller.Online("legacy"); }));
+  RunningLink second(controller.address(), "legacy", "inc-2");
+  ASSERT_TRUE(Eventually(
+      [&] { return controller.registry().Get("legacy")->incarnation() == "inc-2"; }));
+  EXPECT_GE(controller.registry().Get("legacy")->restarts(), 1u);
+  EXPECT_TRUE(controller.Online("legacy"));
+}
+
+}  // namespace
+}  // namespace pghaul
