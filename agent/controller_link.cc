@@ -93,7 +93,9 @@ class ControllerLink::Stream final
           welcomed_ = true;
           break;
         case v1::ControllerMessage::kTask:
-          tasks_.push_back(incoming_.task());
+        case v1::ControllerMessage::kAck:
+        case v1::ControllerMessage::kCancel:
+          inbox_.push_back(incoming_);
           break;
         default:
           break;  // heartbeats and acks only prove the controller alive
@@ -110,18 +112,18 @@ class ControllerLink::Stream final
 
   // Waits until the stream ends, a message arrives that changes what the loop must do, or
   // `deadline`. Returns true if the stream has ended.
-  bool WaitUntil(absl::Time deadline, bool* welcomed, std::vector<v1::Task>* tasks) {
+  bool WaitUntil(absl::Time deadline, bool* welcomed, std::vector<v1::ControllerMessage>* inbox) {
     absl::MutexLock lock(&mu_);
     seen_welcomed_ = welcomed_;
     mu_.AwaitWithDeadline(absl::Condition(this, &Stream::ShouldWake), deadline);
     *welcomed = welcomed_;
-    for (v1::Task& task : tasks_) tasks->push_back(std::move(task));
-    tasks_.clear();
+    for (v1::ControllerMessage& message : inbox_) inbox->push_back(std::move(message));
+    inbox_.clear();
     return done_;
   }
 
   bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return done_ || welcomed_ != seen_welcomed_ || !tasks_.empty();
+    return done_ || welcomed_ != seen_welcomed_ || !inbox_.empty();
   }
 
   void WaitDone() {
@@ -156,12 +158,12 @@ class ControllerLink::Stream final
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   v1::Welcome welcome_ ABSL_GUARDED_BY(mu_);
   absl::Time last_heard_ ABSL_GUARDED_BY(mu_) = absl::Now();
-  std::vector<v1::Task> tasks_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::ControllerMessage> inbox_ ABSL_GUARDED_BY(mu_);  // tasks, acks, cancels
   grpc::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
-ControllerLink::ControllerLink(LinkOptions options, FactsProvider gather_facts)
-    : options_(std::move(options)), gather_facts_(std::move(gather_facts)) {}
+ControllerLink::ControllerLink(LinkOptions options, FactsProvider gather_facts, TaskManager* tasks)
+    : options_(std::move(options)), gather_facts_(std::move(gather_facts)), tasks_(tasks) {}
 
 void ControllerLink::Run() {
   Backoff backoff(options_.reconnect_initial, options_.reconnect_max);
@@ -169,16 +171,14 @@ void ControllerLink::Run() {
   while (!stopping_.HasBeenNotified()) {
     ++attempt;
     v1::HostFacts facts = gather_facts_();
-    auto channel = grpc::CreateCustomChannel(options_.controller_address,
-                                             grpc::InsecureChannelCredentials(),
-                                             ClientChannelArguments());
+    auto channel = grpc::CreateCustomChannel(
+        options_.controller_address, grpc::InsecureChannelCredentials(), ClientChannelArguments());
     std::unique_ptr<v1::AgentLink::Stub> stub = v1::AgentLink::NewStub(channel);
     Stream stream(stub.get());
     bool welcomed = Serve(stream, facts);
     grpc::Status status = stream.status();
-    std::string why = status.error_message().empty()
-                          ? absl::StrCat("code ", status.error_code())
-                          : status.error_message();
+    std::string why = status.error_message().empty() ? absl::StrCat("code ", status.error_code())
+                                                     : status.error_message();
     if (stopping_.HasBeenNotified()) break;
     absl::Duration delay;
     if (welcomed) {
@@ -218,9 +218,9 @@ bool ControllerLink::Serve(Stream& stream, const v1::HostFacts& initial_facts) {
   while (true) {
     absl::Time deadline = std::min({next_heartbeat, next_facts, absl::Now() + absl::Seconds(1)});
     if (!welcomed) deadline = std::min(deadline, started + options_.hello_timeout);
-    std::vector<v1::Task> tasks;
+    std::vector<v1::ControllerMessage> inbox;
     bool was_welcomed = welcomed;
-    if (stream.WaitUntil(deadline, &welcomed, &tasks)) break;
+    if (stream.WaitUntil(deadline, &welcomed, &inbox)) break;
     if (stopping_.HasBeenNotified() && !cancelled) {
       stream.Cancel();
       cancelled = true;
@@ -228,10 +228,17 @@ bool ControllerLink::Serve(Stream& stream, const v1::HostFacts& initial_facts) {
     absl::Time now = absl::Now();
     if (welcomed && !was_welcomed) {
       v1::Welcome welcome = stream.welcome();
-      heartbeat_interval = absl::Milliseconds(std::max<uint32_t>(welcome.heartbeat_interval_ms(), 100));
+      heartbeat_interval =
+          absl::Milliseconds(std::max<uint32_t>(welcome.heartbeat_interval_ms(), 100));
       next_heartbeat = now + heartbeat_interval;
       PGH_LOG_INFO("linked to controller {} at {} (heartbeat every {})", welcome.controller_id(),
                    options_.controller_address, absl::FormatDuration(heartbeat_interval));
+      // From now on task events go to this stream, starting with every unacknowledged one.
+      tasks_->SetSink([&stream](const v1::TaskEvent& event) {
+        v1::AgentMessage message;
+        *message.mutable_task_event() = event;
+        stream.Send(message);
+      });
     }
     if (!welcomed && now >= started + options_.hello_timeout && !cancelled) {
       PGH_LOG_DEBUG("no Welcome within {}", absl::FormatDuration(options_.hello_timeout));
@@ -262,24 +269,23 @@ bool ControllerLink::Serve(Stream& stream, const v1::HostFacts& initial_facts) {
       last_facts = std::move(facts);
       next_facts = absl::Now() + options_.facts_interval;
     }
-    for (const v1::Task& task : tasks) {
-      v1::AgentMessage event;
-      v1::TaskEvent* task_event = event.mutable_task_event();
-      task_event->set_task_id(task.task_id());
-      task_event->set_seq(1);
-      *task_event->mutable_time() = ToProto(absl::Now());
-      v1::TaskResult* result = task_event->mutable_result();
-      if (task.op_case() == v1::Task::kGatherFacts) {
-        result->set_state(v1::TaskResult::SUCCEEDED);
-        *result->mutable_facts() = gather_facts_();
-      } else {
-        result->set_state(v1::TaskResult::REFUSED);
-        result->set_message("this agent does not know the requested operation; nothing ran");
-        PGH_LOG_WARN("refused task {}: unknown operation", task.task_id());
+    for (const v1::ControllerMessage& message : inbox) {
+      switch (message.msg_case()) {
+        case v1::ControllerMessage::kTask:
+          tasks_->Submit(message.task());
+          break;
+        case v1::ControllerMessage::kAck:
+          tasks_->Ack(message.ack().task_id(), message.ack().seq());
+          break;
+        case v1::ControllerMessage::kCancel:
+          tasks_->Cancel(message.cancel().task_id());
+          break;
+        default:
+          break;
       }
-      stream.Send(event);
     }
   }
+  tasks_->SetSink(nullptr);
   stream.WaitDone();
   return welcomed;
 }

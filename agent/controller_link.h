@@ -19,6 +19,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "agent/task_manager.h"
 #include "pghaul/v1/agent_link.pb.h"
 
 namespace pghaul::agent {
@@ -42,7 +43,8 @@ class ControllerLink {
   // thread.
   using FactsProvider = std::function<v1::HostFacts()>;
 
-  ControllerLink(LinkOptions options, FactsProvider gather_facts);
+  // `tasks` runs the tasks the controller sends; it must outlive the link.
+  ControllerLink(LinkOptions options, FactsProvider gather_facts, TaskManager* tasks);
 
   // Connects and reconnects until Stop() is called. Blocks.
   void Run();
@@ -56,6 +58,7 @@ class ControllerLink {
 
   const LinkOptions options_;
   const FactsProvider gather_facts_;
+  TaskManager* const tasks_;
   absl::Notification stopping_;
 };
 

@@ -9,6 +9,8 @@
 #include "agent/agent_config.h"
 #include "agent/controller_link.h"
 #include "agent/host_facts.h"
+#include "agent/task_executors.h"
+#include "agent/task_manager.h"
 #include "common/files.h"
 #include "common/identifiers.h"
 #include "common/logging.h"
@@ -54,7 +56,13 @@ int Run(const std::string& config_path) {
   }
 
   const AgentConfig& agent_config = *config;
-  ControllerLink link(options, [&agent_config] { return GatherHostFacts(agent_config); });
+  TaskManager tasks(agent_config.state_dir, MakeExecutorFactory(&agent_config));
+  if (absl::Status s = tasks.LoadPersisted(); !s.ok()) {
+    PGH_LOG_ERROR("task state in {}: {}", agent_config.state_dir, s.message());
+    return EX_CANTCREAT;
+  }
+  ControllerLink link(
+      options, [&agent_config] { return GatherHostFacts(agent_config); }, &tasks);
   std::thread link_thread([&link] { link.Run(); });
   int signal_number = WaitForShutdownSignal();
   PGH_LOG_INFO("signal {} received, shutting down", signal_number);

@@ -33,7 +33,8 @@ absl::Status MakeDirectories(const std::string& path, unsigned mode) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoError("cannot stat", path, errno);
   if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat("'", path, "' exists and is not a directory"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("'", path, "' exists and is not a directory"));
   }
   return absl::OkStatus();
 }

@@ -26,9 +26,10 @@ constexpr size_t kMaxQueuedWrites = 4096;
 class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>,
                           public AgentSession {
  public:
-  AgentStream(AgentRegistry* registry, const std::string& controller_id,
+  AgentStream(AgentRegistry* registry, TaskTracker* tasks, const std::string& controller_id,
               absl::Duration heartbeat_interval, std::string peer)
       : registry_(registry),
+        tasks_(tasks),
         controller_id_(controller_id),
         heartbeat_interval_(heartbeat_interval),
         peer_(std::move(peer)) {}
@@ -109,15 +110,20 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
       case v1::AgentMessage::kFacts:
         return TouchOrEnd(registry_->UpdateFacts(agent_id_, generation_, message.facts().facts()));
       case v1::AgentMessage::kTaskEvent: {
-        // Tasks arrive with the agent-execution work; until then events are logged and acked
-        // so the agent does not keep them forever.
-        const v1::TaskEvent& event = message.task_event();
-        PGH_LOG_INFO("agent {} task {} event #{}", agent_id_, event.task_id(), event.seq());
-        v1::ControllerMessage ack;
-        ack.mutable_ack()->set_task_id(event.task_id());
-        ack.mutable_ack()->set_seq(event.seq());
-        Send(ack);
-        return TouchOrEnd(registry_->Touch(agent_id_, generation_));
+        if (!registry_->Touch(agent_id_, generation_)) return TouchOrEnd(false);
+        // Journaled first, acknowledged after: a crash in between makes the agent resend it,
+        // and the journal ignores the copy.
+        absl::StatusOr<v1::Ack> ack = tasks_->Record(agent_id_, message.task_event());
+        if (!ack.ok()) {
+          PGH_LOG_ERROR("cannot journal an event of task {}: {}", message.task_event().task_id(),
+                        ack.status().message());
+          return Reject(grpc::StatusCode::UNAVAILABLE,
+                        "the controller cannot journal task events; the agent will resend them");
+        }
+        v1::ControllerMessage reply;
+        *reply.mutable_ack() = *std::move(ack);
+        Send(reply);
+        return true;
       }
       case v1::AgentMessage::kHello:
         return Reject(grpc::StatusCode::FAILED_PRECONDITION,
@@ -165,6 +171,13 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
     welcome.mutable_welcome()->mutable_versions()->set_pghaul(kPghaulVersion);
     welcome.mutable_welcome()->mutable_versions()->set_protocol(kProtocolVersion);
     Send(welcome);
+    // Unfinished tasks are sent again: the agent re-attaches to those it knows and replays
+    // their unacknowledged events.
+    for (const v1::Task& task : tasks_->Unfinished(agent_id_)) {
+      v1::ControllerMessage resend;
+      *resend.mutable_task() = task;
+      Send(resend);
+    }
     return true;
   }
 
@@ -199,6 +212,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   }
 
   AgentRegistry* const registry_;
+  TaskTracker* const tasks_;
   const std::string& controller_id_;
   const absl::Duration heartbeat_interval_;
   const std::string peer_;
@@ -220,16 +234,17 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
 
 }  // namespace
 
-AgentLinkService::AgentLinkService(AgentRegistry* registry, std::string controller_id,
-                                   absl::Duration heartbeat_interval)
+AgentLinkService::AgentLinkService(AgentRegistry* registry, TaskTracker* tasks,
+                                   std::string controller_id, absl::Duration heartbeat_interval)
     : registry_(registry),
+      tasks_(tasks),
       controller_id_(std::move(controller_id)),
       heartbeat_interval_(heartbeat_interval) {}
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* AgentLinkService::Connect(
     grpc::CallbackServerContext* context) {
-  auto stream = std::make_shared<AgentStream>(registry_, controller_id_, heartbeat_interval_,
-                                              context->peer());
+  auto stream = std::make_shared<AgentStream>(registry_, tasks_, controller_id_,
+                                              heartbeat_interval_, context->peer());
   stream->Begin(stream);
   return stream.get();
 }

@@ -6,13 +6,14 @@
 
 #include "common/clock.h"
 #include "controller/agent_registry.h"
+#include "controller/task_tracker.h"
 #include "pghaul/v1/agent_link.grpc.pb.h"
 
 namespace pghaul::controller {
 
 class AgentLinkService final : public v1::AgentLink::CallbackService {
  public:
-  AgentLinkService(AgentRegistry* registry, std::string controller_id,
+  AgentLinkService(AgentRegistry* registry, TaskTracker* tasks, std::string controller_id,
                    absl::Duration heartbeat_interval);
 
   grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* Connect(
@@ -24,6 +25,7 @@ class AgentLinkService final : public v1::AgentLink::CallbackService {
 
  private:
   AgentRegistry* const registry_;
+  TaskTracker* const tasks_;
   const std::string controller_id_;
   const absl::Duration heartbeat_interval_;
   uint64_t heartbeat_seq_ = 0;  // only touched by the ticker thread

@@ -8,8 +8,7 @@
 
 namespace pghaul::controller {
 
-AgentRegistry::AgentRegistry(Clock* clock, absl::Duration heartbeat_interval,
-                             int missed_heartbeats)
+AgentRegistry::AgentRegistry(Clock* clock, absl::Duration heartbeat_interval, int missed_heartbeats)
     : clock_(clock),
       heartbeat_interval_(heartbeat_interval),
       missed_heartbeats_(missed_heartbeats) {}
@@ -51,8 +50,7 @@ AgentRegistry::Registration AgentRegistry::Connect(const v1::Hello& hello, absl:
   return registration;
 }
 
-AgentRegistry::Entry* AgentRegistry::CurrentEntry(absl::string_view agent_id,
-                                                  uint64_t generation) {
+AgentRegistry::Entry* AgentRegistry::CurrentEntry(absl::string_view agent_id, uint64_t generation) {
   auto it = agents_.find(agent_id);
   if (it == agents_.end() || it->second.generation != generation) return nullptr;
   return &it->second;
@@ -130,6 +128,12 @@ std::vector<std::shared_ptr<AgentSession>> AgentRegistry::OnlineSessions() const
     if (entry.session != nullptr) sessions.push_back(entry.session);
   }
   return sessions;
+}
+
+std::shared_ptr<AgentSession> AgentRegistry::Session(absl::string_view agent_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = agents_.find(agent_id);
+  return it == agents_.end() ? nullptr : it->second.session;
 }
 
 std::vector<v1::AgentInfo> AgentRegistry::List() const {

@@ -58,6 +58,9 @@ class AgentRegistry {
   // The current session of every online agent (to send heartbeats to).
   std::vector<std::shared_ptr<AgentSession>> OnlineSessions() const;
 
+  // The agent's live stream, or null when it is offline or unknown.
+  std::shared_ptr<AgentSession> Session(absl::string_view agent_id) const;
+
   // Sorted by agent id.
   std::vector<v1::AgentInfo> List() const;
   // NotFound if the agent never connected since the controller started.

@@ -20,6 +20,8 @@
 #include "controller/agent_registry.h"
 #include "controller/controller_config.h"
 #include "controller/migrations_service.h"
+#include "controller/sqlite_db.h"
+#include "controller/task_tracker.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
@@ -54,15 +56,26 @@ int Run(const std::string& config_path) {
     return EX_CANTCREAT;
   }
 
+  std::string db_path = config->state_dir + "/state.db";
+  absl::StatusOr<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(db_path);
+  if (!db.ok()) {
+    PGH_LOG_ERROR("{}", db.status().message());
+    return EX_CANTCREAT;
+  }
+  absl::StatusOr<std::unique_ptr<TaskTracker>> tasks = TaskTracker::Open(db->get());
+  if (!tasks.ok()) {
+    PGH_LOG_ERROR("state database {}: {}", db_path, tasks.status().message());
+    return EX_DATAERR;
+  }
   AgentRegistry registry(Clock::Real(), config->heartbeat_interval, config->missed_heartbeats);
-  AgentLinkService link_service(&registry, config->controller_id, config->heartbeat_interval);
-  MigrationsService migrations_service(&registry);
+  AgentLinkService link_service(&registry, tasks->get(), config->controller_id,
+                                config->heartbeat_interval);
+  MigrationsService migrations_service(&registry, tasks->get());
 
   grpc::ServerBuilder builder;
   ApplyServerOptions(builder);
   int bound_port = 0;
-  builder.AddListeningPort(config->listen_address, grpc::InsecureServerCredentials(),
-                           &bound_port);
+  builder.AddListeningPort(config->listen_address, grpc::InsecureServerCredentials(), &bound_port);
   builder.RegisterService(&link_service);
   builder.RegisterService(&migrations_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -76,8 +89,8 @@ int Run(const std::string& config_path) {
   std::string host = config->listen_address.substr(0, config->listen_address.rfind(':'));
   std::string bound_address = absl::StrCat(host, ":", bound_port);
   PGH_LOG_INFO("listening on {}", bound_address);
-  if (absl::Status s = WriteFileAtomically(config->state_dir + "/listen-address",
-                                           bound_address + "\n");
+  if (absl::Status s =
+          WriteFileAtomically(config->state_dir + "/listen-address", bound_address + "\n");
       !s.ok()) {
     PGH_LOG_WARN("could not record the listen address: {}", s.message());
   }

@@ -1,7 +1,9 @@
 #include "controller/migrations_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/identifiers.h"
+#include "common/status_macros.h"
 
 namespace pghaul::controller {
 
@@ -30,6 +32,74 @@ grpc::ServerUnaryReactor* MigrationsService::GetAgent(grpc::CallbackServerContex
   *response = *std::move(info);
   reactor->Finish(grpc::Status::OK);
   return reactor;
+}
+
+namespace {
+
+// Runs `body` and finishes the call with its status.
+grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
+                                  const std::function<absl::Status()>& body) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(body()));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* MigrationsService::SubmitTask(grpc::CallbackServerContext* context,
+                                                        const v1::SubmitTaskRequest* request,
+                                                        v1::TaskInfo* response) {
+  return Respond(context, [&]() -> absl::Status {
+    PGH_RETURN_IF_ERROR(registry_->Get(request->agent_id()).status());
+    PGH_ASSIGN_OR_RETURN(v1::Task task, tasks_->Register(request->agent_id(), request->task()));
+    if (auto session = registry_->Session(request->agent_id()); session != nullptr) {
+      v1::ControllerMessage message;
+      *message.mutable_task() = task;
+      session->Send(message);
+    }
+    PGH_ASSIGN_OR_RETURN(*response, tasks_->Get(task.task_id(), 0));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MigrationsService::GetTask(grpc::CallbackServerContext* context,
+                                                     const v1::GetTaskRequest* request,
+                                                     v1::TaskInfo* response) {
+  return Respond(context, [&]() -> absl::Status {
+    int recent = request->recent_events() == 0 ? 20 : static_cast<int>(request->recent_events());
+    PGH_ASSIGN_OR_RETURN(*response, tasks_->Get(request->task_id(), std::min(recent, 1000)));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MigrationsService::ListTasks(grpc::CallbackServerContext* context,
+                                                       const v1::ListTasksRequest* request,
+                                                       v1::ListTasksResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    int limit = request->limit() == 0 ? 50 : static_cast<int>(std::min(request->limit(), 1000u));
+    for (v1::TaskInfo& info : tasks_->List(request->agent_id(), limit)) {
+      *response->add_tasks() = std::move(info);
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MigrationsService::CancelTask(grpc::CallbackServerContext* context,
+                                                        const v1::CancelTaskRequest* request,
+                                                        v1::TaskInfo* response) {
+  return Respond(context, [&]() -> absl::Status {
+    PGH_ASSIGN_OR_RETURN(*response, tasks_->Get(request->task_id(), 0));
+    if (response->has_result()) return absl::OkStatus();  // already finished
+    auto session = registry_->Session(response->agent_id());
+    if (session == nullptr) {
+      return absl::UnavailableError(absl::StrCat("agent ", response->agent_id(),
+                                                 " is offline; cancel again when it is back"));
+    }
+    v1::ControllerMessage message;
+    message.mutable_cancel()->set_task_id(request->task_id());
+    session->Send(message);
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace pghaul::controller

@@ -100,8 +100,8 @@ TEST_F(AgentRegistryTest, NewerStreamReplacesTheOlderOne) {
 }
 
 TEST_F(AgentRegistryTest, FactsUpdateReplacesFactsOfTheCurrentStream) {
-  auto reg = registry_.Connect(MakeHello("legacy", "inc-1"), "peer",
-                               std::make_shared<FakeSession>());
+  auto reg =
+      registry_.Connect(MakeHello("legacy", "inc-1"), "peer", std::make_shared<FakeSession>());
   v1::HostFacts facts;
   facts.mutable_postgres()->set_reachable(false);
   facts.mutable_postgres()->set_error("connection refused");
@@ -122,8 +122,8 @@ TEST_F(AgentRegistryTest, ListIsSortedById) {
 }
 
 TEST_F(AgentRegistryTest, HeartbeatAfterSweepDoesNotReviveAClosedStream) {
-  auto reg = registry_.Connect(MakeHello("legacy", "inc-1"), "peer",
-                               std::make_shared<FakeSession>());
+  auto reg =
+      registry_.Connect(MakeHello("legacy", "inc-1"), "peer", std::make_shared<FakeSession>());
   clock_.Advance(absl::Seconds(7));
   ASSERT_EQ(registry_.Sweep().size(), 1u);
   EXPECT_FALSE(registry_.Touch("legacy", reg.generation));

@@ -1,12 +1,18 @@
 // The agent's ControllerLink against the controller's real AgentLinkService, over real gRPC on
 // loopback (port 0), in one process.
+#include "agent/controller_link.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
 #include <memory>
 #include <thread>
 
-#include "agent/controller_link.h"
 #include "common/clock.h"
 #include "controller/agent_link_service.h"
 #include "controller/agent_registry.h"
+#include "controller/sqlite_db.h"
+#include "controller/task_tracker.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
@@ -29,12 +35,14 @@ bool Eventually(Condition condition, absl::Duration timeout = absl::Seconds(10))
 // A controller: registry + AgentLink service + ticker, on 127.0.0.1 at a given or a free port.
 class TestController {
  public:
-  explicit TestController(int port = 0)
-      : registry_(Clock::Real(), absl::Milliseconds(100), 3),
-        service_(&registry_, "test-controller", absl::Milliseconds(100)) {
+  explicit TestController(int port = 0, const std::string& db_path = ":memory:")
+      : db_(*controller::SqliteDb::Open(db_path)),
+        tasks_(*controller::TaskTracker::Open(db_.get())),
+        registry_(Clock::Real(), absl::Milliseconds(100), 3),
+        service_(&registry_, tasks_.get(), "test-controller", absl::Milliseconds(100)) {
     grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:" + std::to_string(port),
-                             grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials(),
+                             &port_);
     builder.RegisterService(&service_);
     server_ = builder.BuildAndStart();
     ticker_ = std::thread([this] {
@@ -49,12 +57,15 @@ class TestController {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
   controller::AgentRegistry& registry() { return registry_; }
+  controller::TaskTracker& tasks() { return *tasks_; }
   bool Online(const std::string& id) {
     auto info = registry_.Get(id);
     return info.ok() && info->online();
   }
 
  private:
+  std::unique_ptr<controller::SqliteDb> db_;
+  std::unique_ptr<controller::TaskTracker> tasks_;
   controller::AgentRegistry registry_;
   controller::AgentLinkService service_;
   int port_ = 0;
@@ -65,18 +76,53 @@ class TestController {
 
 class RunningLink {
  public:
-  RunningLink(const std::string& address, const std::string& id, const std::string& incarnation)
-      : link_(Options(address, id, incarnation), [] {
-          v1::HostFacts facts;
-          facts.set_hostname("test-host");
-          facts.mutable_postgres()->set_reachable(true);
-          facts.mutable_postgres()->set_server_version_num(150018);
-          return facts;
-        }),
-        thread_([this] { link_.Run(); }) {}
+  RunningLink(const std::string& address, const std::string& id, const std::string& incarnation,
+              std::string state_dir = "")
+      : state_dir_(state_dir.empty() ? MakeTempDir() : state_dir),
+        owns_state_dir_(state_dir.empty()),
+        tasks_(state_dir_,
+               [](const v1::Task&) -> absl::StatusOr<std::unique_ptr<agent::TaskExecutor>> {
+                 return std::make_unique<LinesExecutor>();
+               }),
+        link_(
+            Options(address, id, incarnation),
+            [] {
+              v1::HostFacts facts;
+              facts.set_hostname("test-host");
+              facts.mutable_postgres()->set_reachable(true);
+              facts.mutable_postgres()->set_server_version_num(150018);
+              return facts;
+            },
+            &tasks_),
+        thread_([this] {
+          EXPECT_TRUE(tasks_.LoadPersisted().ok());
+          link_.Run();
+        }) {}
   ~RunningLink() {
     link_.Stop();
     thread_.join();
+    if (owns_state_dir_) std::filesystem::remove_all(state_dir_);
+  }
+  agent::TaskManager& tasks() { return tasks_; }
+
+  // Logs kLines lines, a line every millisecond until released, then succeeds.
+  class LinesExecutor : public agent::TaskExecutor {
+   public:
+    static constexpr int kLines = 600;
+    v1::TaskResult Run(agent::TaskContext& context) override {
+      for (int i = 0; i < kLines; ++i) {
+        context.Log("stdout", "line " + std::to_string(i));
+        absl::SleepFor(absl::Milliseconds(1));
+      }
+      v1::TaskResult result;
+      result.set_state(v1::TaskResult::SUCCEEDED);
+      return result;
+    }
+  };
+
+  static std::string MakeTempDir() {
+    char pattern[] = "/tmp/pghaul-link-test-XXXXXX";
+    return mkdtemp(pattern);
   }
 
  private:
@@ -91,6 +137,9 @@ class RunningLink {
     options.facts_interval = absl::Seconds(1);
     return options;
   }
+  const std::string state_dir_;
+  const bool owns_state_dir_;
+  agent::TaskManager tasks_;
   agent::ControllerLink link_;
   std::thread thread_;
 };
@@ -151,10 +200,66 @@ TEST(ControllerLinkTest, SecondAgentWithTheSameIdReplacesTheFirstStream) {
   RunningLink first(controller.address(), "legacy", "inc-1");
   ASSERT_TRUE(Eventually([&] { return controller.Online("legacy"); }));
   RunningLink second(controller.address(), "legacy", "inc-2");
-  ASSERT_TRUE(Eventually(
-      [&] { return controller.registry().Get("legacy")->incarnation() == "inc-2"; }));
+  ASSERT_TRUE(
+      Eventually([&] { return controller.registry().Get("legacy")->incarnation() == "inc-2"; }));
   EXPECT_GE(controller.registry().Get("legacy")->restarts(), 1u);
   EXPECT_TRUE(controller.Online("legacy"));
+}
+
+v1::Task LinesTask(const std::string& id) {
+  v1::Task task;
+  task.set_task_id(id);
+  task.mutable_gather_facts();
+  return task;
+}
+
+TEST(ControllerLinkTest, TaskEventsAreJournaledExactlyOnceWithTheResult) {
+  TestController controller;
+  RunningLink link(controller.address(), "legacy", "inc-a");
+  ASSERT_TRUE(Eventually([&] { return controller.Online("legacy"); }));
+  ASSERT_TRUE(controller.tasks().Register("legacy", LinesTask("t-1")).ok());
+  controller.registry().Session("legacy")->Send([] {
+    v1::ControllerMessage message;
+    *message.mutable_task() = LinesTask("t-1");
+    return message;
+  }());
+  ASSERT_TRUE(Eventually([&] { return controller.tasks().Get("t-1")->has_result(); }));
+  v1::TaskInfo info = *controller.tasks().Get("t-1", 1000);
+  EXPECT_EQ(info.state(), "succeeded");
+  EXPECT_EQ(info.last_seq(), RunningLink::LinesExecutor::kLines + 1u);
+  EXPECT_EQ(info.events_received(), info.last_seq());
+  EXPECT_EQ(info.events_lost(), 0u);
+}
+
+TEST(ControllerLinkTest, ControllerRestartMidTaskLosesAndDuplicatesNoEvent) {
+  char pattern[] = "/tmp/pghaul-link-db-XXXXXX";
+  const std::string dir = mkdtemp(pattern);
+  const std::string db_path = dir + "/state.db";
+  int port = 0;
+  std::unique_ptr<RunningLink> link;
+  {
+    TestController controller(0, db_path);
+    port = controller.port();
+    link = std::make_unique<RunningLink>(controller.address(), "legacy", "inc-a");
+    ASSERT_TRUE(Eventually([&] { return controller.Online("legacy"); }));
+    ASSERT_TRUE(controller.tasks().Register("legacy", LinesTask("t-restart")).ok());
+    v1::ControllerMessage message;
+    *message.mutable_task() = LinesTask("t-restart");
+    controller.registry().Session("legacy")->Send(message);
+    ASSERT_TRUE(Eventually([&] { return controller.tasks().Get("t-restart")->last_seq() >= 50; }));
+    ASSERT_FALSE(controller.tasks().Get("t-restart")->has_result());
+  }  // the controller goes away mid-task
+  {
+    TestController restarted(port, db_path);
+    ASSERT_TRUE(Eventually([&] { return restarted.tasks().Get("t-restart")->has_result(); }));
+    v1::TaskInfo info = *restarted.tasks().Get("t-restart", 0);
+    EXPECT_EQ(info.state(), "succeeded");
+    EXPECT_EQ(info.last_seq(), RunningLink::LinesExecutor::kLines + 1u);
+    EXPECT_EQ(info.events_received(), info.last_seq()) << "every event journaled exactly once";
+    EXPECT_EQ(info.events_lost(), 0u);
+    link.reset();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

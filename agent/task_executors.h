@@ -1,0 +1,17 @@
+// Turns a Task from the controller into a validated executor: the agent's closed catalogue of
+// operations. Anything not in the catalogue, or with a field that fails validation, is refused
+// here, before anything runs.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "agent/agent_config.h"
+#include "agent/task_manager.h"
+
+namespace pghaul::agent {
+
+// `config` must outlive the returned factory.
+ExecutorFactory MakeExecutorFactory(const AgentConfig* config);
+
+}  // namespace pghaul::agent
