@@ -1,1 +1,0 @@
-// Removed once cli/ has real sources (keeps the static library non-empty).
