@@ -1,0 +1,54 @@
+// The agent's fixed catalogue of SQL operations (SqlQuery in tasks.proto), run through libpq on
+// the local socket. Every SQL text is a constant in sql_catalogue.cc; the only values that vary
+// (PROMOTE's wait) travel as parameters. Each query opens its own short session (see
+// PgConnection: application_name=pghaul-agent, connect timeout 5 s, TimeZone=UTC).
+//
+// Results, keyed by name (NULL is ""):
+//   SWITCH_WAL       lsn, walfile. `lsn` is what pg_switch_wal() returned: the end of the
+//                    switch record, inside the segment just completed, or, when nothing had been
+//                    written since the previous switch, the start of the current (empty) segment.
+//                    `walfile` is pg_walfile_name(lsn) of that same value. pg_walfile_name maps an
+//                    LSN on a segment boundary to the segment *before* it, so in both cases
+//                    `walfile` names the last segment holding WAL below `lsn`: once `walfile` is
+//                    archived, every byte of WAL written before the switch is archived. (Asking
+//                    for pg_walfile_name(pg_current_wal_lsn()) instead would race with new WAL.)
+//   CURRENT_WAL_LSN  lsn (pg_current_wal_lsn: written), insert_lsn (pg_current_wal_insert_lsn)
+//   LAST_REPLAY_LSN  lsn (pg_last_wal_replay_lsn; "" on a server that never replayed),
+//                    replay_timestamp (pg_last_xact_replay_timestamp, ISO in UTC; "" if none),
+//                    in_recovery ("true"/"false")
+//   STAT_ARCHIVER    every column of pg_stat_archiver: archived_count, last_archived_wal,
+//                    last_archived_time, failed_count, last_failed_wal, last_failed_time,
+//                    stats_reset (times ISO in UTC)
+//   PROMOTE          promoted ("true"; "false" when promotion did not finish within
+//                    wait_seconds, 0 -> 60, at most 3600). Refused (FailedPrecondition) on a
+//                    server that is not in recovery.
+//   CHECKPOINT       {}
+//   FENCE_READ_ONLY  terminated (client sessions ended), not_terminated (still there 5 s after
+//                    the signal, or gone before it). A SOFT fence: see FenceReadOnly in the .cc.
+//   UNFENCE          {}
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agent/agent_config.h"
+#include "pghaul/v1/tasks.pb.h"
+
+namespace pghaul::agent {
+
+// Runs one query of the fixed catalogue and returns its values as strings keyed by name.
+// Errors:
+//   InvalidArgument     QUERY_UNSPECIFIED or an unknown query; PROMOTE wait_seconds > 3600.
+//   Unavailable         cannot connect (libpq's message, one line), or the connection broke.
+//   FailedPrecondition  the server refused the statement, with "ERROR <SQLSTATE>: message" and
+//                       the SQLSTATE as payload (SqlStateOf in pg_connection.h), e.g. a WAL
+//                       function on a standby (55000); PROMOTE on a primary; a fence that the
+//                       reloaded configuration did not apply.
+//   DeadlineExceeded    statement_timeout (60 s; PROMOTE wait + 60 s; CHECKPOINT and
+//                       FENCE_READ_ONLY 15 min) or a configuration reload not seen within 10 s.
+//   Internal            class XX errors, or a result of an unexpected shape.
+absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresConnection& conn,
+                                                               const v1::SqlQuery& query);
+
+}  // namespace pghaul::agent
