@@ -1,0 +1,312 @@
+#include "agent/pgbackrest_config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "agent/validators.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+
+namespace pghaul::agent {
+namespace {
+
+constexpr uint32_t kMaxRetentionFull = 9999999;  // pgBackRest 2.45's upper bound
+
+absl::Status Annotated(absl::Status status, absl::string_view context) {
+  return Annotate(status, context);
+}
+
+// Secrets are checked without ever echoing them.
+absl::Status ValidateSecret(absl::string_view value, absl::string_view name) {
+  if (absl::StrContains(value, '\0')) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("secret ", name, " contains a NUL byte, which no environment can carry"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequireSecret(absl::string_view value, absl::string_view name, absl::string_view why) {
+  if (value.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("secret ", name, " is required ", why, " but the task has none"));
+  }
+  return absl::OkStatus();
+}
+
+class IniWriter {
+ public:
+  void Section(absl::string_view name) {
+    if (!text_.empty()) text_ += "\n";
+    absl::StrAppend(&text_, "[", name, "]\n");
+  }
+  void Set(absl::string_view key, absl::string_view value) {
+    absl::StrAppend(&text_, key, "=", value, "\n");
+  }
+  void Comment(absl::string_view comment) { absl::StrAppend(&text_, "# ", comment, "\n"); }
+  std::string Take() { return std::move(text_); }
+
+ private:
+  std::string text_;
+};
+
+// Every value was validated against a grammar without control characters; this guards the INI
+// structure itself should a future field skip validation.
+absl::Status CheckIniSafe(absl::string_view text) {
+  for (char c : text) {
+    if (c == '\0' || c == '\r') {
+      return absl::InternalError("rendered pgBackRest config holds a control character");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RenderRepository(const PgBackRestEnvironment& env, const v1::RepositorySpec& repo,
+                              const v1::Secrets& secrets, IniWriter& ini) {
+  switch (repo.kind_case()) {
+    case v1::RepositorySpec::kPosix: {
+      const std::string& path = repo.posix().path();
+      PGH_RETURN_IF_ERROR(ValidatePathWithinRoots(path, env.allowed_roots, "repository path"));
+      if (!repo.path().empty() && repo.path() != path) {
+        return absl::InvalidArgumentError(
+            "repository.path and repository.posix.path differ: for a posix repository give the "
+            "path once, in repository.posix.path");
+      }
+      ini.Set("repo1-type", "posix");
+      ini.Set("repo1-path", path);
+      break;
+    }
+    case v1::RepositorySpec::kS3: {
+      const v1::S3Repository& s3 = repo.s3();
+      PGH_RETURN_IF_ERROR(ValidateAbsolutePath(repo.path(), "repository path (inside the bucket)"));
+      PGH_RETURN_IF_ERROR(ValidateS3Endpoint(s3.endpoint()));
+      PGH_RETURN_IF_ERROR(ValidateS3Bucket(s3.bucket()));
+      PGH_RETURN_IF_ERROR(ValidateS3Region(s3.region()));
+      if (!s3.uri_style().empty()) PGH_RETURN_IF_ERROR(ValidateUriStyle(s3.uri_style()));
+      if (s3.port() != 0) PGH_RETURN_IF_ERROR(ValidatePort(s3.port(), "S3 port"));
+      if (!s3.ca_file().empty()) {
+        PGH_RETURN_IF_ERROR(ValidatePathWithinRoots(s3.ca_file(), env.allowed_roots, "S3 CA file"));
+      }
+      PGH_RETURN_IF_ERROR(RequireSecret(secrets.s3_key(), "s3_key", "for an S3 repository"));
+      PGH_RETURN_IF_ERROR(
+          RequireSecret(secrets.s3_key_secret(), "s3_key_secret", "for an S3 repository"));
+      ini.Set("repo1-type", "s3");
+      ini.Set("repo1-path", repo.path());
+      ini.Set("repo1-s3-endpoint", s3.endpoint());
+      ini.Set("repo1-s3-bucket", s3.bucket());
+      ini.Set("repo1-s3-region", s3.region());
+      if (!s3.uri_style().empty()) ini.Set("repo1-s3-uri-style", s3.uri_style());
+      if (s3.port() != 0) ini.Set("repo1-storage-port", absl::StrCat(s3.port()));
+      ini.Set("repo1-storage-verify-tls", s3.verify_tls() ? "y" : "n");
+      if (!s3.ca_file().empty()) ini.Set("repo1-storage-ca-file", s3.ca_file());
+      break;
+    }
+    case v1::RepositorySpec::kHost: {
+      const v1::RepositoryHost& host = repo.host();
+      PGH_RETURN_IF_ERROR(ValidateAbsolutePath(repo.path(), "repository path (on the host)"));
+      PGH_RETURN_IF_ERROR(ValidateHostName(host.host(), "repository host"));
+      if (IsIpv4Address(host.host())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "repository host '", host.host(),
+            "' is an IP address: pgBackRest 2.45 does not match IP addresses in TLS certificates; "
+            "give the DNS name in the repository host's certificate"));
+      }
+      if (host.port() != 0) PGH_RETURN_IF_ERROR(ValidatePort(host.port(), "repository host port"));
+      if (host.cert_file().empty() || host.key_file().empty()) {
+        return absl::InvalidArgumentError(
+            "a TLS repository host needs repository.host.cert_file and repository.host.key_file "
+            "(the client certificate pgBackRest presents)");
+      }
+      PGH_RETURN_IF_ERROR(ValidatePathWithinRoots(host.cert_file(), env.allowed_roots,
+                                                  "repository host cert file"));
+      PGH_RETURN_IF_ERROR(
+          ValidatePathWithinRoots(host.key_file(), env.allowed_roots, "repository host key file"));
+      if (!host.ca_file().empty()) {
+        PGH_RETURN_IF_ERROR(
+            ValidatePathWithinRoots(host.ca_file(), env.allowed_roots, "repository host CA file"));
+      }
+      ini.Set("repo1-host", host.host());
+      ini.Set("repo1-host-type", "tls");
+      if (host.port() != 0) ini.Set("repo1-host-port", absl::StrCat(host.port()));
+      if (!host.ca_file().empty()) ini.Set("repo1-host-ca-file", host.ca_file());
+      ini.Set("repo1-host-cert-file", host.cert_file());
+      ini.Set("repo1-host-key-file", host.key_file());
+      ini.Set("repo1-path", repo.path());
+      break;
+    }
+    case v1::RepositorySpec::KIND_NOT_SET:
+      return absl::InvalidArgumentError(
+          "repository: exactly one of posix, s3 or host must be given");
+  }
+
+  if (repo.retention_full() != 0) {
+    if (repo.retention_full() > kMaxRetentionFull) {
+      return absl::InvalidArgumentError(absl::StrCat("repository.retention_full ",
+                                                     repo.retention_full(),
+                                                     " is invalid: expected 1 to 9999999"));
+    }
+    ini.Set("repo1-retention-full", absl::StrCat(repo.retention_full()));
+  }
+  if (!repo.cipher_type().empty()) {
+    PGH_RETURN_IF_ERROR(ValidateCipherType(repo.cipher_type()));
+    if (repo.cipher_type() != "none") {
+      PGH_RETURN_IF_ERROR(
+          RequireSecret(secrets.cipher_pass(), "cipher_pass", "for an encrypted repository"));
+      ini.Set("repo1-cipher-type", repo.cipher_type());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Chown(const std::string& path, const PgBackRestEnvironment& env) {
+  if (env.run_as_uid == static_cast<uid_t>(-1)) return absl::OkStatus();
+  if (chown(path.c_str(), env.run_as_uid, env.run_as_gid) != 0) {
+    int err = errno;
+    return absl::PermissionDeniedError(absl::StrCat("cannot chown '", path, "' to ", env.run_as_uid,
+                                                    ":", env.run_as_gid, ": ",
+                                                    strerrordesc_np(err)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateEnvironment(const PgBackRestEnvironment& env) {
+  PGH_RETURN_IF_ERROR(ValidateAbsolutePath(env.binary, "pgbackrest binary"));
+  PGH_RETURN_IF_ERROR(ValidateAbsolutePath(env.state_dir, "agent state directory"));
+  PGH_RETURN_IF_ERROR(ValidateAbsolutePath(env.pg_path, "PostgreSQL data directory"));
+  PGH_RETURN_IF_ERROR(ValidatePort(static_cast<uint32_t>(env.pg_port), "PostgreSQL port"));
+  PGH_RETURN_IF_ERROR(ValidateAbsolutePath(env.pg_socket_path, "PostgreSQL socket directory"));
+  PGH_RETURN_IF_ERROR(ValidatePostgresUser(env.pg_user));
+  for (const std::string& root : env.allowed_roots) {
+    PGH_RETURN_IF_ERROR(ValidateAbsolutePath(root, "allowed root"));
+  }
+  if (!env.run_as_prefix.empty()) {
+    PGH_RETURN_IF_ERROR(ValidateAbsolutePath(env.run_as_prefix[0], "run-as program"));
+  }
+  return absl::OkStatus();
+}
+
+std::string MigrationDirectory(const PgBackRestEnvironment& env, absl::string_view migration_id) {
+  return absl::StrCat(env.state_dir, "/pgbackrest/", migration_id);
+}
+
+std::string ConfigPath(const PgBackRestEnvironment& env, absl::string_view migration_id) {
+  return absl::StrCat(MigrationDirectory(env, migration_id), "/pgbackrest.conf");
+}
+
+std::string LockPath(const PgBackRestEnvironment& env, absl::string_view migration_id) {
+  return absl::StrCat(MigrationDirectory(env, migration_id), "/lock");
+}
+
+std::string LogPath(const PgBackRestEnvironment& env, absl::string_view migration_id) {
+  return absl::StrCat(MigrationDirectory(env, migration_id), "/log");
+}
+
+absl::StatusOr<std::string> RenderPgBackRestConfig(const PgBackRestEnvironment& env,
+                                                   const v1::ConfigurePgBackRest& task) {
+  PGH_RETURN_IF_ERROR(Annotated(ValidateEnvironment(env), "agent configuration"));
+  PGH_RETURN_IF_ERROR(ValidateMigrationId(task.migration_id()));
+  PGH_RETURN_IF_ERROR(ValidateStanza(task.stanza()));
+  PGH_RETURN_IF_ERROR(ValidateSecret(task.secrets().s3_key(), "s3_key"));
+  PGH_RETURN_IF_ERROR(ValidateSecret(task.secrets().s3_key_secret(), "s3_key_secret"));
+  PGH_RETURN_IF_ERROR(ValidateSecret(task.secrets().cipher_pass(), "cipher_pass"));
+  uint32_t process_max = task.process_max() == 0 ? 1 : task.process_max();
+  PGH_RETURN_IF_ERROR(ValidateProcessMax(process_max));
+  std::string compress_type = task.compress_type().empty() ? "lz4" : task.compress_type();
+  PGH_RETURN_IF_ERROR(ValidateCompressType(compress_type));
+
+  const std::string dir = MigrationDirectory(env, task.migration_id());
+  IniWriter ini;
+  ini.Comment(absl::StrCat("Written by pghaul-agent for migration ", task.migration_id(),
+                           ". Do not edit: ConfigurePgBackRest rewrites it."));
+  ini.Comment(
+      "Secrets are not here: pgBackRest gets them from its environment (PGBACKREST_REPO1_*).");
+  ini.Section("global");
+  PGH_RETURN_IF_ERROR(RenderRepository(env, task.repository(), task.secrets(), ini));
+  ini.Set("log-path", absl::StrCat(dir, "/log"));
+  ini.Set("lock-path", absl::StrCat(dir, "/lock"));
+  ini.Set("spool-path", absl::StrCat(dir, "/spool"));
+  ini.Set("log-level-file", "detail");
+  ini.Set("log-level-console", "info");
+  ini.Set("log-level-stderr", "warn");
+  ini.Set("start-fast", "y");
+  ini.Set("process-max", absl::StrCat(process_max));
+  ini.Set("compress-type", compress_type);
+  ini.Set("archive-async", task.archive_async() ? "y" : "n");
+
+  // Per-file "(size, pct%)" lines: the source of progress.
+  ini.Section("global:backup");
+  ini.Set("log-level-console", "detail");
+  ini.Section("global:restore");
+  ini.Set("log-level-console", "detail");
+  // PostgreSQL runs these for every WAL segment; their console output lands in its server log.
+  ini.Section("global:archive-push");
+  ini.Set("log-level-console", "warn");
+  ini.Section("global:archive-get");
+  ini.Set("log-level-console", "warn");
+
+  ini.Section(task.stanza());
+  ini.Set("pg1-path", env.pg_path);
+  ini.Set("pg1-port", absl::StrCat(env.pg_port));
+  ini.Set("pg1-socket-path", env.pg_socket_path);
+  ini.Set("pg1-user", env.pg_user);
+
+  std::string text = ini.Take();
+  PGH_RETURN_IF_ERROR(CheckIniSafe(text));
+  return text;
+}
+
+absl::StatusOr<std::string> WritePgBackRestConfig(const PgBackRestEnvironment& env,
+                                                  const v1::ConfigurePgBackRest& task) {
+  PGH_ASSIGN_OR_RETURN(std::string text, RenderPgBackRestConfig(env, task));
+  const std::string base = absl::StrCat(env.state_dir, "/pgbackrest");
+  const std::string dir = MigrationDirectory(env, task.migration_id());
+  for (const std::string& path : {base, dir, absl::StrCat(dir, "/log"), absl::StrCat(dir, "/lock"),
+                                  absl::StrCat(dir, "/spool")}) {
+    PGH_RETURN_IF_ERROR(MakeDirectories(path, 0750));
+    PGH_RETURN_IF_ERROR(Chown(path, env));
+  }
+  const std::string path = ConfigPath(env, task.migration_id());
+  PGH_RETURN_IF_ERROR(WriteFileAtomically(path, text, 0600));
+  PGH_RETURN_IF_ERROR(Chown(path, env));
+  return path;
+}
+
+std::vector<std::string> SecretEnvironment(const v1::Secrets& secrets) {
+  std::vector<std::string> env;
+  if (!secrets.s3_key().empty()) {
+    env.push_back(absl::StrCat("PGBACKREST_REPO1_S3_KEY=", secrets.s3_key()));
+  }
+  if (!secrets.s3_key_secret().empty()) {
+    env.push_back(absl::StrCat("PGBACKREST_REPO1_S3_KEY_SECRET=", secrets.s3_key_secret()));
+  }
+  if (!secrets.cipher_pass().empty()) {
+    env.push_back(absl::StrCat("PGBACKREST_REPO1_CIPHER_PASS=", secrets.cipher_pass()));
+  }
+  return env;
+}
+
+void SecretStore::Put(absl::string_view migration_id, ConfiguredMigration configured) {
+  absl::MutexLock lock(&mu_);
+  migrations_[std::string(migration_id)] = std::move(configured);
+}
+
+std::optional<ConfiguredMigration> SecretStore::Get(absl::string_view migration_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = migrations_.find(migration_id);
+  if (it == migrations_.end()) return std::nullopt;
+  return it->second;
+}
+
+void SecretStore::Erase(absl::string_view migration_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = migrations_.find(migration_id);
+  if (it != migrations_.end()) migrations_.erase(it);
+}
+
+}  // namespace pghaul::agent
