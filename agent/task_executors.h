@@ -7,9 +7,13 @@
 
 #include "absl/status/statusor.h"
 #include "agent/agent_config.h"
+#include "agent/pgbackrest_config.h"
 #include "agent/task_manager.h"
 
 namespace pghaul::agent {
+
+// The pgBackRest environment the agent's configuration describes.
+PgBackRestEnvironment PgBackRestEnvironmentFor(const AgentConfig& config);
 
 // `config` must outlive the returned factory.
 ExecutorFactory MakeExecutorFactory(const AgentConfig* config);

@@ -75,15 +75,20 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
     absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) {
-      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write to agent failed"));
+      queue_.clear();
+      if (!finishing_) {
+        finishing_ = true;
+        finish_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write to agent failed");
+      }
+    } else {
+      queue_.pop_front();
+    }
+    if (finishing_) {
+      // Finish waited for this write; once finishing, nothing more is written.
+      Finish(finish_status_);
       return;
     }
-    queue_.pop_front();
-    if (!queue_.empty()) {
-      WriteNextLocked();
-    } else if (finishing_) {
-      Finish(finish_status_);
-    }
+    if (!queue_.empty()) WriteNextLocked();
   }
 
   void OnCancel() override { Disconnect("stream cancelled (agent gone or network broken)"); }

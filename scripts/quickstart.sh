@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The README's first command: installs pghaul's Debian packages, builds it into build/, and runs
+# the local demo (scripts/demo.sh). Needs root on Debian 12. Arguments go to demo.sh (--keep).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${PGHAUL_BUILD_DIR:-$repo/build}"
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "quickstart.sh: run as root (sudo $0): it installs Debian packages and runs PostgreSQL" \
+    "as the postgres OS user" >&2
+  exit 1
+fi
+
+echo "== dependencies"
+bash "$repo/scripts/install-deps.sh"
+echo "== build ($build)"
+cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)"
+echo "== demo"
+exec bash "$repo/scripts/demo.sh" "$@"
