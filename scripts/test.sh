@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The one command that runs pghaul's whole test suite on a fresh Debian 12 machine, as root:
+# installs the Debian packages (scripts/install-deps.sh), builds into build/ (Ninja,
+# RelWithDebInfo), then runs the unit tests and the integration tests (real PostgreSQL 15,
+# real daemons, network namespaces). Exits non-zero when anything fails. Works from any cwd.
+#
+# PGHAUL_BUILD_DIR=/path overrides the build directory (default: <repo>/build).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${PGHAUL_BUILD_DIR:-$repo/build}"
+jobs="$(nproc 2>/dev/null || echo 2)"
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "test.sh: run as root: the integration tests create network namespaces and run" \
+    "PostgreSQL as the postgres OS user (e.g. sudo $0)" >&2
+  exit 1
+fi
+
+echo "== dependencies"
+bash "$repo/scripts/install-deps.sh"
+
+echo "== build ($build)"
+cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build "$build" -j "$jobs"
+
+failed=()
+
+# Everything that is not an integration test, in parallel.
+echo "== unit tests"
+if ! ctest --test-dir "$build" --output-on-failure --no-tests=error --label-exclude integration -j "$jobs"; then
+  failed+=(unit)
+fi
+
+# Integration tests are RUN_SERIAL: they measure timings and each starts PostgreSQL clusters.
+echo "== integration tests"
+if ! ctest --test-dir "$build" --output-on-failure --no-tests=error --label-regex integration; then
+  failed+=(integration)
+fi
+
+if ((${#failed[@]} > 0)); then
+  echo "test.sh: FAILED: ${failed[*]} tests (see the output above)" >&2
+  exit 1
+fi
+echo "test.sh: all tests passed"
