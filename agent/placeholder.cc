@@ -1,1 +1,0 @@
-// Removed once agent/ has real sources (keeps the static library non-empty).
