@@ -5,12 +5,12 @@
 #include <string>
 #include <thread>
 
-#include "CLI/CLI.hpp"
 #include "agent/agent_config.h"
 #include "agent/controller_link.h"
 #include "agent/host_facts.h"
 #include "agent/task_executors.h"
 #include "agent/task_manager.h"
+#include "common/daemon_main.h"
 #include "common/files.h"
 #include "common/identifiers.h"
 #include "common/logging.h"
@@ -26,14 +26,9 @@ int Run(const std::string& config_path) {
     std::cerr << "pghaul-agent: " << config.status().message() << "\n";
     return EX_CONFIG;
   }
-  LogFormat format = LogFormat::kJson;
-  if (absl::Status s = ParseLogFormat(config->log_format, &format); !s.ok()) {
-    std::cerr << "pghaul-agent: " << s.message() << "\n";
-    return EX_CONFIG;
-  }
-  if (absl::Status s = InitLogging("agent", format, config->log_level); !s.ok()) {
-    std::cerr << "pghaul-agent: " << s.message() << "\n";
-    return EX_CONFIG;
+  if (int code = StartDaemonLogging("pghaul-agent", "agent", config->log_format, config->log_level);
+      code != 0) {
+    return code;
   }
   if (absl::Status s = MakeDirectories(config->state_dir, 0700); !s.ok()) {
     PGH_LOG_ERROR("state directory: {}", s.message());
@@ -75,17 +70,7 @@ int Run(const std::string& config_path) {
 }  // namespace pghaul::agent
 
 int main(int argc, char** argv) {
-  pghaul::BlockShutdownSignals();
-  CLI::App app{"pghaul-agent: runs pgBackRest and SQL for pghaul on a database host"};
-  std::string config_path = "/etc/pghaul/agent.yaml";
-  app.add_option("-c,--config", config_path, "agent configuration file (YAML)")
-      ->capture_default_str();
-  app.set_version_flag("--version", std::string(pghaul::kPghaulVersion));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? EX_OK : EX_USAGE;
-  }
-  return pghaul::agent::Run(config_path);
+  return pghaul::DaemonMain(argc, argv,
+                            "pghaul-agent: runs pgBackRest and SQL for pghaul on a database host",
+                            "/etc/pghaul/agent.yaml", pghaul::agent::Run);
 }

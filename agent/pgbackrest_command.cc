@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/validators.h"
+#include "common/task_names.h"
 #include "common/status_macros.h"
 
 namespace pghaul::agent {
@@ -77,30 +78,6 @@ absl::Status AppendRestoreOptions(const v1::PgBackRestRestore& restore,
 }
 
 }  // namespace
-
-std::string PgBackRestCommandName(const v1::PgBackRestCommand& command) {
-  switch (command.command_case()) {
-    case v1::PgBackRestCommand::kVersion:
-      return "version";
-    case v1::PgBackRestCommand::kInfo:
-      return "info";
-    case v1::PgBackRestCommand::kStanzaCreate:
-      return "stanza-create";
-    case v1::PgBackRestCommand::kCheck:
-      return "check";
-    case v1::PgBackRestCommand::kBackup:
-      return "backup";
-    case v1::PgBackRestCommand::kRestore:
-      return "restore";
-    case v1::PgBackRestCommand::kVerify:
-      return "verify";
-    case v1::PgBackRestCommand::kExpire:
-      return "expire";
-    case v1::PgBackRestCommand::COMMAND_NOT_SET:
-      break;
-  }
-  return "";
-}
 
 absl::StatusOr<std::vector<std::string>> BuildPgBackRestArgv(const PgBackRestEnvironment& env,
                                                              const v1::PgBackRestCommand& command,

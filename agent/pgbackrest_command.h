@@ -8,13 +8,11 @@
 
 #include "absl/status/statusor.h"
 #include "agent/pgbackrest_config.h"
+#include "common/task_names.h"
 #include "pghaul/v1/tasks.pb.h"
 
 namespace pghaul::agent {
 
-// The pgBackRest command name of `command` ("backup", "stanza-create", ...), or "" when no
-// command is set.
-std::string PgBackRestCommandName(const v1::PgBackRestCommand& command);
 
 // {binary, "--config=<ConfigPath>", "--stanza=<stanza>", <command>, options...}; `version` is just
 // {binary, "version"}. Options per command:

@@ -3,9 +3,8 @@
 #include "absl/strings/str_cat.h"
 
 namespace pghaul {
-namespace {
 
-const char* PgBackRestCommandName(const v1::PgBackRestCommand& command) {
+std::string PgBackRestCommandName(const v1::PgBackRestCommand& command) {
   switch (command.command_case()) {
     case v1::PgBackRestCommand::kVersion:
       return "version";
@@ -26,10 +25,8 @@ const char* PgBackRestCommandName(const v1::PgBackRestCommand& command) {
     case v1::PgBackRestCommand::COMMAND_NOT_SET:
       break;
   }
-  return "(none)";
+  return "";
 }
-
-}  // namespace
 
 std::string DescribeOperation(const v1::Task& task) {
   switch (task.op_case()) {
@@ -37,8 +34,10 @@ std::string DescribeOperation(const v1::Task& task) {
       return "gather-facts";
     case v1::Task::kConfigurePgbackrest:
       return "configure-pgbackrest";
-    case v1::Task::kPgbackrest:
-      return absl::StrCat("pgbackrest ", PgBackRestCommandName(task.pgbackrest()));
+    case v1::Task::kPgbackrest: {
+      std::string name = PgBackRestCommandName(task.pgbackrest());
+      return absl::StrCat("pgbackrest ", name.empty() ? "(none)" : name);
+    }
     case v1::Task::kSql:
       return absl::StrCat("sql ", v1::SqlQuery::Query_Name(task.sql().query()));
     case v1::Task::kService:

@@ -10,6 +10,9 @@
 
 namespace pghaul {
 
+// The pgBackRest command a PgBackRestCommand runs ("backup", "stanza-create", ...); "" if none.
+std::string PgBackRestCommandName(const v1::PgBackRestCommand& command);
+
 // "pgbackrest backup", "sql SWITCH_WAL", ...: a short, secret-free name of a task's operation.
 std::string DescribeOperation(const v1::Task& task);
 

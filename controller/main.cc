@@ -7,10 +7,10 @@
 #include <string>
 #include <thread>
 
-#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
+#include "common/daemon_main.h"
 #include "common/files.h"
 #include "common/grpc_options.h"
 #include "common/logging.h"
@@ -35,14 +35,10 @@ int Run(const std::string& config_path) {
     std::cerr << "pghaul-controller: " << config.status().message() << "\n";
     return EX_CONFIG;
   }
-  LogFormat format = LogFormat::kJson;
-  if (absl::Status s = ParseLogFormat(config->log_format, &format); !s.ok()) {
-    std::cerr << "pghaul-controller: " << s.message() << "\n";
-    return EX_CONFIG;
-  }
-  if (absl::Status s = InitLogging("controller", format, config->log_level); !s.ok()) {
-    std::cerr << "pghaul-controller: " << s.message() << "\n";
-    return EX_CONFIG;
+  if (int code = StartDaemonLogging("pghaul-controller", "controller", config->log_format,
+                                    config->log_level);
+      code != 0) {
+    return code;
   }
   PGH_LOG_INFO("pghaul-controller {} (protocol {}) starting, id {}, config {}", kPghaulVersion,
                kProtocolVersion, config->controller_id, config_path);
@@ -115,17 +111,7 @@ int Run(const std::string& config_path) {
 }  // namespace pghaul::controller
 
 int main(int argc, char** argv) {
-  pghaul::BlockShutdownSignals();
-  CLI::App app{"pghaul-controller: coordinates pghaul agents and migrations"};
-  std::string config_path = "/etc/pghaul/controller.yaml";
-  app.add_option("-c,--config", config_path, "controller configuration file (YAML)")
-      ->capture_default_str();
-  app.set_version_flag("--version", std::string(pghaul::kPghaulVersion));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? EX_OK : EX_USAGE;
-  }
-  return pghaul::controller::Run(config_path);
+  return pghaul::DaemonMain(argc, argv,
+                            "pghaul-controller: coordinates pghaul agents and migrations",
+                            "/etc/pghaul/controller.yaml", pghaul::controller::Run);
 }
