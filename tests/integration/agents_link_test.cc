@@ -39,7 +39,7 @@ constexpr absl::Duration kReconnectInitial = absl::Milliseconds(200);
 constexpr absl::Duration kReconnectMax = absl::Seconds(2);
 constexpr int kControllerPort = 7400;
 
-// The value at a dotted path ("facts.postgres.systemIdentifier"), or null when absent.
+// The value at a dotted path ("facts.postgres.system_identifier"), or null when absent.
 json At(const json& document, absl::string_view path) {
   const json* node = &document;
   for (absl::string_view key : absl::StrSplit(path, '.')) {
@@ -223,29 +223,29 @@ TEST_F(AgentsLinkTest, TwoAgentsAreOnlineWithTheFactsTheirPostgresReports) {
     EXPECT_TRUE(absl::StrContains(Str(agent, "peer"), network_->Address(name) + ":"))
         << Str(agent, "peer");
     EXPECT_FALSE(Str(agent, "incarnation").empty());
-    EXPECT_EQ(Str(agent, "facts.dataDirectory"), pg.data_dir());
+    EXPECT_EQ(Str(agent, "facts.data_directory"), pg.data_dir());
 
     auto query = [&pg](absl::string_view sql) { return pg.Query(sql).value_or("<psql failed>"); };
     const json postgres = At(agent, "facts.postgres");
     ASSERT_TRUE(postgres.is_object()) << agent.dump(2);
     EXPECT_EQ(At(postgres, "reachable"), true) << postgres.dump(2);
-    EXPECT_EQ(absl::StrCat(Int(postgres, "serverVersionNum")), query("SHOW server_version_num"));
+    EXPECT_EQ(absl::StrCat(Int(postgres, "server_version_num")), query("SHOW server_version_num"));
     // uint64 travels as a JSON string in the protobuf mapping.
-    EXPECT_EQ(At(postgres, "systemIdentifier"),
+    EXPECT_EQ(At(postgres, "system_identifier"),
               query("SELECT system_identifier FROM pg_control_system()"));
-    EXPECT_EQ(Str(postgres, "dataDirectory"), query("SHOW data_directory"));
-    EXPECT_EQ(absl::StrCat(Int(postgres, "blockSize")), query("SHOW block_size"));
-    EXPECT_EQ(At(postgres, "dataChecksums"), query("SHOW data_checksums") == "on");
-    EXPECT_EQ(Str(postgres, "lcCollate"), query("SHOW lc_collate"));
+    EXPECT_EQ(Str(postgres, "data_directory"), query("SHOW data_directory"));
+    EXPECT_EQ(absl::StrCat(Int(postgres, "block_size")), query("SHOW block_size"));
+    EXPECT_EQ(At(postgres, "data_checksums"), query("SHOW data_checksums") == "on");
+    EXPECT_EQ(Str(postgres, "lc_collate"), query("SHOW lc_collate"));
     EXPECT_EQ(Str(postgres, "encoding"), query("SHOW server_encoding"));
-    EXPECT_EQ(At(postgres, "inRecovery"), query("SELECT pg_is_in_recovery()") == "t");
-    EXPECT_EQ(Str(postgres, "archiveMode"), query("SHOW archive_mode"));
+    EXPECT_EQ(At(postgres, "in_recovery"), query("SELECT pg_is_in_recovery()") == "t");
+    EXPECT_EQ(Str(postgres, "archive_mode"), query("SHOW archive_mode"));
     checksums[name] = query("SHOW data_checksums");
 
     // `agents show` tells the same story as the list.
     PGH_ASSERT_OK_AND_ASSIGN(json shown, cli_->ShowAgent(name));
-    EXPECT_EQ(Str(shown, "agentId"), name);
-    EXPECT_EQ(At(shown, "facts.postgres.systemIdentifier"), At(postgres, "systemIdentifier"));
+    EXPECT_EQ(Str(shown, "agent_id"), name);
+    EXPECT_EQ(At(shown, "facts.postgres.system_identifier"), At(postgres, "system_identifier"));
   }
   // The two clusters differ, so facts attributed to the wrong agent would fail above.
   EXPECT_EQ(checksums["legacy"], "on");
@@ -260,11 +260,11 @@ TEST_F(AgentsLinkTest, AgentsComeBackWithinTenSecondsAfterTheControllerIsKilledA
   PGH_ASSERT_OK(controller_->process()->Kill(SIGKILL));
   PGH_ASSERT_OK(controller_->Start());
   for (const char* name : {"legacy", "target"}) {
-    // connectedSince after the kill: a stream to the new controller, not a stale entry.
+    // connected_since after the kill: a stream to the new controller, not a stale entry.
     PGH_ASSERT_OK(WaitForAgent(name, "to be online on the new controller", absl::Seconds(15),
                                [killed_at](const json& agent) {
                                  return IsOnline(agent) &&
-                                        Timestamp(agent, "connectedSince") >= killed_at;
+                                        Timestamp(agent, "connected_since") >= killed_at;
                                }));
   }
   const absl::Duration back_after = absl::Now() - killed_at;
@@ -282,7 +282,7 @@ TEST_F(AgentsLinkTest, KilledAgentShowsOffline) {
   PGH_ASSERT_OK_AND_ASSIGN(json legacy,
                            WaitOffline("legacy", kHeartbeatTimeout + absl::Seconds(5)));
   std::cout << "legacy offline " << absl::Now() - killed_at << " after kill -9\n";
-  EXPECT_FALSE(Str(legacy, "offlineReason").empty()) << legacy.dump(2);
+  EXPECT_FALSE(Str(legacy, "offline_reason").empty()) << legacy.dump(2);
   PGH_ASSERT_OK_AND_ASSIGN(json target, cli_->FindAgent("target"));
   EXPECT_TRUE(IsOnline(target)) << target.dump(2);
 }
@@ -391,7 +391,7 @@ TEST_F(AgentsLinkTest, AgentOfAStoppedPostgresConnectsAndReportsItReachableOnceS
                                         }));
   std::cout << "reachable reported " << absl::Now() - started_at << " after pg_ctl start\n";
   EXPECT_TRUE(IsOnline(up));
-  EXPECT_EQ(At(up, "facts.postgres.systemIdentifier"),
+  EXPECT_EQ(At(up, "facts.postgres.system_identifier"),
             host->cluster->Query("SELECT system_identifier FROM pg_control_system()")
                 .value_or("<psql failed>"));
 }
