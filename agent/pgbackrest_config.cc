@@ -101,7 +101,7 @@ absl::Status RenderRepository(const PgBackRestEnvironment& env, const v1::Reposi
       ini.Set("repo1-s3-region", s3.region());
       if (!s3.uri_style().empty()) ini.Set("repo1-s3-uri-style", s3.uri_style());
       if (s3.port() != 0) ini.Set("repo1-storage-port", absl::StrCat(s3.port()));
-      ini.Set("repo1-storage-verify-tls", s3.verify_tls() ? "y" : "n");
+      ini.Set("repo1-storage-verify-tls", s3.skip_tls_verify() ? "n" : "y");
       if (!s3.ca_file().empty()) ini.Set("repo1-storage-ca-file", s3.ca_file());
       break;
     }

@@ -816,7 +816,7 @@ v1::ConfigurePgBackRest MakeConfigureTask(const Plan& plan, const v1::Secrets& s
       spec->set_bucket(s3.bucket);
       spec->set_region(s3.region);
       spec->set_uri_style(s3.uri_style);
-      spec->set_verify_tls(s3.verify_tls);
+      spec->set_skip_tls_verify(!s3.verify_tls);
       spec->set_ca_file(s3.ca_file);
       repository->set_path(s3.path);
       break;

@@ -60,7 +60,7 @@ v1::ConfigurePgBackRest S3Task() {
   s3->set_bucket("pghaul-test");
   s3->set_region("us-east-1");
   s3->set_uri_style("path");
-  s3->set_verify_tls(false);
+  s3->set_skip_tls_verify(true);
   task.mutable_secrets()->set_s3_key(kSecretKey);
   task.mutable_secrets()->set_s3_key_secret(kSecretKeySecret);
   task.mutable_secrets()->set_cipher_pass(kCipherPass);
@@ -130,6 +130,14 @@ TEST(PgBackRestConfigTest, S3ConfigHasEveryOptionButNoSecret) {
   EXPECT_THAT(*text, Not(HasSubstr(kCipherPass)));
   EXPECT_THAT(*text, Not(HasSubstr("s3-key")));
   EXPECT_THAT(*text, Not(HasSubstr("cipher-pass")));
+}
+
+TEST(PgBackRestConfigTest, S3VerifiesTlsUnlessTheTaskSaysToSkipIt) {
+  v1::ConfigurePgBackRest task = S3Task();
+  task.mutable_repository()->mutable_s3()->clear_skip_tls_verify();
+  absl::StatusOr<std::string> text = RenderPgBackRestConfig(TestEnvironment(), task);
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_THAT(*text, HasSubstr("\nrepo1-storage-verify-tls=y\n"));
 }
 
 TEST(PgBackRestConfigTest, RepositoryHostUsesTls) {

@@ -674,7 +674,7 @@ TEST(MakeConfigureTaskTest, CarriesTheS3RepositoryAndTheSecrets) {
   EXPECT_EQ(task.repository().s3().bucket(), "pgbackrest");
   EXPECT_EQ(task.repository().s3().region(), "eu-west-1");
   EXPECT_EQ(task.repository().s3().uri_style(), "host");
-  EXPECT_TRUE(task.repository().s3().verify_tls());
+  EXPECT_FALSE(task.repository().s3().skip_tls_verify());
   EXPECT_EQ(task.repository().path(), "/legacy");
   EXPECT_EQ(task.repository().retention_full(), 2u);
   EXPECT_EQ(task.repository().cipher_type(), "aes-256-cbc");
