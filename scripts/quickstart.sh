@@ -15,6 +15,6 @@ echo "== dependencies"
 bash "$repo/scripts/install-deps.sh"
 echo "== build ($build)"
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)"
+cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target pghaul-agent pghaul-controller pghaul
 echo "== demo"
 exec bash "$repo/scripts/demo.sh" "$@"
