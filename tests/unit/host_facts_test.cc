@@ -2,7 +2,6 @@
 
 #include <gnu/libc-version.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -21,10 +20,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "libpq-fe.h"
+#include "tests/integration/fixture/command.h"
+#include "tests/integration/fixture/pg_cluster.h"
+#include "tests/integration/fixture/temp_dir.h"
 
 namespace pghaul::agent {
 namespace {
@@ -170,53 +170,24 @@ TEST(GatherHostFactsTest, RecordsADiskErrorInsteadOfFailing) {
 // ---------------------------------------------------------------------------------------------
 // Against a real, throwaway PostgreSQL 15 cluster, created once for the suite.
 
-constexpr char kPostgresBin[] = "/usr/lib/postgresql/15/bin";
-constexpr char kRunuser[] = "/usr/sbin/runuser";
-// The server listens only on a socket in the suite's private directory, so this port number
-// cannot collide with another server.
-constexpr int kPort = 5432;
+using integration::kPostgresBinDir;
 
 absl::StatusOr<std::string> RunAsPostgres(std::vector<std::string> args) {
-  SubprocessSpec spec;
-  spec.argv = {kRunuser, "-u", "postgres", "--"};
-  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-  spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
-  spec.working_directory = "/";
-  spec.timeout = absl::Seconds(120);
-  absl::StatusOr<CapturedOutput> output = RunAndCapture(spec);
-  if (!output.ok()) return output.status();
-  if (!output->result.Succeeded()) {
-    return absl::InternalError(absl::StrCat(args[0], " ", output->result.Describe(), ": ",
-                                            output->stdout_text, output->stderr_text));
-  }
-  return output->stdout_text;
-}
-
-absl::Status Execute(const std::string& conninfo, const std::string& sql) {
-  PGconn* conn = PQconnectdb(conninfo.c_str());
-  absl::Status status;
-  if (PQstatus(conn) != CONNECTION_OK) {
-    status = absl::UnavailableError(PQerrorMessage(conn));
-  } else {
-    PGresult* result = PQexec(conn, sql.c_str());
-    ExecStatusType code = PQresultStatus(result);
-    if (code != PGRES_COMMAND_OK && code != PGRES_TUPLES_OK) {
-      status = absl::InternalError(absl::StrCat(sql, ": ", PQresultErrorMessage(result)));
-    }
-    PQclear(result);
-  }
-  PQfinish(conn);
-  return status;
+  integration::CommandOptions as_postgres;
+  as_postgres.launch.run_as = integration::kPostgresOsUser;
+  as_postgres.launch.env = {"LC_ALL=C.UTF-8"};  // pg_controldata's labels, untranslated
+  as_postgres.timeout = absl::Seconds(120);
+  return integration::RunChecked(args, as_postgres);
 }
 
 class HostFactsPostgresTest : public ::testing::Test {
  protected:
-  static std::string Tool(const char* name) { return absl::StrCat(kPostgresBin, "/", name); }
-  static std::string DataDir() { return *dir_ + "/data"; }
+  static std::string Tool(const char* name) { return absl::StrCat(kPostgresBinDir, "/", name); }
+  static std::string DataDir() { return cluster_->data_dir(); }
   static PostgresConnection Connection(const std::string& user = "postgres") {
     PostgresConnection conn;
-    conn.socket_dir = *dir_;
-    conn.port = kPort;
+    conn.socket_dir = cluster_->socket_dir();
+    conn.port = cluster_->port();
     conn.user = user;
     return conn;
   }
@@ -225,60 +196,48 @@ class HostFactsPostgresTest : public ::testing::Test {
 
   static absl::Status CreateCluster() {
     if (access(Tool("initdb").c_str(), X_OK) != 0) return absl::OkStatus();  // tests skip
-    char path[] = "/tmp/pghaul-pg-test.XXXXXX";
-    if (mkdtemp(path) == nullptr) return absl::InternalError("mkdtemp failed");
-    dir_ = new std::string(path);
-    struct passwd* postgres = getpwnam("postgres");
-    if (postgres == nullptr) return absl::FailedPreconditionError("no 'postgres' OS user");
-    const std::string tablespace_dir = *dir_ + "/tablespace";
-    mkdir(tablespace_dir.c_str(), 0700);
-    for (const std::string& p : {*dir_, tablespace_dir}) {
-      if (chown(p.c_str(), postgres->pw_uid, postgres->pw_gid) != 0) {
-        return absl::InternalError(absl::StrCat("chown ", p, " failed"));
-      }
-    }
-    absl::StatusOr<std::string> out =
-        RunAsPostgres({Tool("initdb"), "-D", DataDir(), "--auth=trust", "-U", "postgres",
-                       "--data-checksums", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"});
-    if (!out.ok()) return out.status();
-    out = RunAsPostgres({Tool("pg_ctl"), "-D", DataDir(), "-l", *dir_ + "/server.log", "-w", "-t",
-                         "60", "-o",
-                         absl::StrCat("-k ", *dir_, " -p ", kPort,
-                                      " -c listen_addresses='' -c archive_mode=on"
-                                      " -c archive_command=/bin/true"),
-                         "start"});
-    if (!out.ok()) return out.status();
-    started_ = true;
+    absl::StatusOr<std::unique_ptr<integration::TempDir>> temp =
+        integration::TempDir::Create("pghaul-pg-test.");
+    if (!temp.ok()) return temp.status();
+    temp_ = temp->release();
+    dir_ = new std::string(temp_->path());
+    absl::StatusOr<std::string> tablespace_dir =
+        temp_->MakeSubdir("tablespace", integration::kPostgresOsUser, 0700);
+    if (!tablespace_dir.ok()) return tablespace_dir.status();
+    integration::PgClusterOptions options;
+    options.initdb_args = {"--data-checksums", "--encoding=UTF8", "--locale=C.UTF-8"};
+    options.conf_lines = {"archive_mode = on", "archive_command = '/bin/true'"};
+    absl::StatusOr<std::unique_ptr<integration::PgCluster>> cluster =
+        integration::PgCluster::Create(temp_->path(), std::move(options));
+    if (!cluster.ok()) return cluster.status();
+    cluster_ = cluster->release();
+    if (absl::Status started = cluster_->Start(); !started.ok()) return started;
 
     // Content whose facts the tests check: a database whose name needs quoting, with an extra
     // extension; one that refuses connections; a tablespace; a role that is not a superuser.
-    const std::string admin = Connection().ConnInfo();
     for (const std::string& sql :
          {std::string("CREATE DATABASE \"it's an \"\"odd\"\" \\ name\""),
           std::string("CREATE DATABASE closed WITH ALLOW_CONNECTIONS false"),
-          absl::StrCat("CREATE TABLESPACE space1 LOCATION '", tablespace_dir, "'"),
+          absl::StrCat("CREATE TABLESPACE space1 LOCATION '", *tablespace_dir, "'"),
           std::string("CREATE ROLE reader LOGIN")}) {
-      if (absl::Status s = Execute(admin, sql); !s.ok()) return s;
+      if (absl::Status s = cluster_->Query(sql).status(); !s.ok()) return s;
     }
-    return Execute(Connection().ConnInfoForDatabase("it's an \"odd\" \\ name"),
-                   "CREATE EXTENSION hstore");
+    return cluster_->Query("CREATE EXTENSION hstore", "it's an \"odd\" \\ name").status();
   }
 
   static void TearDownTestSuite() {
-    if (started_) {
-      absl::StatusOr<std::string> out =
-          RunAsPostgres({Tool("pg_ctl"), "-D", DataDir(), "-m", "immediate", "-w", "stop"});
-      if (!out.ok()) ADD_FAILURE() << "cannot stop the test server: " << out.status();
+    if (cluster_ != nullptr && cluster_->PostmasterPid() != 0) {
+      absl::Status stopped = cluster_->Stop("immediate");
+      if (!stopped.ok()) ADD_FAILURE() << "cannot stop the test server: " << stopped;
     }
-    if (dir_ != nullptr) {
-      std::error_code ignored;
-      std::filesystem::remove_all(*dir_, ignored);
-    }
+    delete cluster_;
+    cluster_ = nullptr;
+    delete temp_;  // after the cluster: it holds the cluster's files
+    temp_ = nullptr;
     delete dir_;
     dir_ = nullptr;
     delete setup_status_;
     setup_status_ = nullptr;
-    started_ = false;
   }
 
   void SetUp() override {
@@ -290,12 +249,14 @@ class HostFactsPostgresTest : public ::testing::Test {
 
   static std::string* dir_;
   static absl::Status* setup_status_;
-  static bool started_;
+  static integration::TempDir* temp_;
+  static integration::PgCluster* cluster_;
 };
 
 std::string* HostFactsPostgresTest::dir_ = nullptr;
 absl::Status* HostFactsPostgresTest::setup_status_ = nullptr;
-bool HostFactsPostgresTest::started_ = false;
+integration::TempDir* HostFactsPostgresTest::temp_ = nullptr;
+integration::PgCluster* HostFactsPostgresTest::cluster_ = nullptr;
 
 bool HasExtension(const pghaul::v1::PostgresFacts& facts, const std::string& database,
                   const std::string& name) {

@@ -34,6 +34,8 @@
 #include "common/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/integration/fixture/pg_cluster.h"
+#include "tests/integration/fixture/temp_dir.h"
 
 namespace pghaul::agent {
 namespace {
@@ -41,7 +43,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr char kPgBin[] = "/usr/lib/postgresql/15/bin";
+constexpr const char* kPgBin = integration::kPostgresBinDir;
 constexpr char kPgBackRest[] = "/usr/bin/pgbackrest";
 constexpr char kRunUser[] = "/usr/sbin/runuser";
 constexpr char kStanza[] = "pghaul_test";
@@ -182,44 +184,44 @@ class PgBackRestRealTest : public ::testing::Test {
     if (geteuid() != 0) GTEST_SKIP() << "needs root, to run PostgreSQL as the postgres user";
     passwd* postgres = getpwnam("postgres");
     ASSERT_NE(postgres, nullptr) << "no postgres user";
-    char pattern[] = "/tmp/pghaul-pgbackrest-real-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
+    absl::StatusOr<std::unique_ptr<integration::TempDir>> temp =
+        integration::TempDir::Create("pghaul-pgbackrest-real-");
+    ASSERT_TRUE(temp.ok()) << temp.status();
+    temp_ = *std::move(temp);
+    dir_ = temp_->path();
     uid_ = postgres->pw_uid;
     gid_ = postgres->pw_gid;
-    for (const char* sub : {"", "/sock", "/repo", "/state", "/state2", "/data2"}) {
-      std::string path = dir_ + sub;
-      ASSERT_TRUE(MakeDirectories(path, 0700).ok()) << path;
-      ASSERT_EQ(chown(path.c_str(), uid_, gid_), 0) << path;
+    for (const char* sub : {"repo", "state", "state2", "data2"}) {
+      absl::StatusOr<std::string> made = temp_->MakeSubdir(sub, integration::kPostgresOsUser, 0700);
+      ASSERT_TRUE(made.ok()) << made.status();
     }
-    env_ = MakeEnvironment("/state", "/data");
-    ASSERT_TRUE(RunHelper(AsPostgres({absl::StrCat(kPgBin, "/initdb"), "-D", dir_ + "/data", "-A",
-                                      "trust", "-U", "postgres", "-N"}))
-                    .ok());
-    std::string conf = absl::StrCat(
-        "port = 5432\n", "listen_addresses = ''\n", "unix_socket_directories = '", dir_, "/sock'\n",
-        "fsync = off\n", "archive_mode = on\n", "archive_command = '", kPgBackRest,
-        " --config=", ConfigPath(env_, kMigration), " --stanza=", kStanza, " archive-push %p'\n");
-    std::string conf_path = dir_ + "/data/postgresql.conf";
-    absl::StatusOr<std::string> existing = ReadFile(conf_path);
-    ASSERT_TRUE(existing.ok());
-    ASSERT_TRUE(WriteFileAtomically(conf_path, *existing + conf, 0600).ok());
-    ASSERT_EQ(chown(conf_path.c_str(), uid_, gid_), 0);
-    absl::StatusOr<std::string> started =
-        RunHelper(AsPostgres({absl::StrCat(kPgBin, "/pg_ctl"), "-D", dir_ + "/data", "-l",
-                              dir_ + "/postgres.log", "-w", "-t", "60", "start"}));
-    ASSERT_TRUE(started.ok()) << started.status();
+    // The cluster's data directory and socket are <dir_>/pg/data and <dir_>/pg/run.
+    integration::PgClusterOptions options;
+    options.name = "pg";
+    options.port = 5432;
+    env_ = MakeEnvironment("/state", "/pg/data");
+    options.conf_lines = {
+        "archive_mode = on",
+        absl::StrCat("archive_command = '", kPgBackRest, " --config=", ConfigPath(env_, kMigration),
+                     " --stanza=", kStanza, " archive-push %p'")};
+    absl::StatusOr<std::unique_ptr<integration::PgCluster>> cluster =
+        integration::PgCluster::Create(dir_, std::move(options));
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *std::move(cluster);
+    ASSERT_EQ(env_.pg_path, cluster_->data_dir());
+    ASSERT_EQ(env_.pg_socket_path, cluster_->socket_dir());
+    absl::Status started = cluster_->Start();
+    ASSERT_TRUE(started.ok()) << started;
     started_ = true;
   }
 
   void TearDown() override {
     if (started_) {
-      absl::StatusOr<std::string> stopped =
-          RunHelper(AsPostgres({absl::StrCat(kPgBin, "/pg_ctl"), "-D", dir_ + "/data", "-m",
-                                "immediate", "-w", "stop"}));
-      EXPECT_TRUE(stopped.ok()) << stopped.status();
+      absl::Status stopped = cluster_->Stop("immediate");
+      EXPECT_TRUE(stopped.ok()) << stopped;
     }
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    cluster_.reset();
+    temp_.reset();
   }
 
   PgBackRestEnvironment MakeEnvironment(const std::string& state, const std::string& data) {
@@ -228,7 +230,7 @@ class PgBackRestRealTest : public ::testing::Test {
     env.state_dir = dir_ + state;
     env.pg_path = dir_ + data;
     env.pg_port = 5432;
-    env.pg_socket_path = dir_ + "/sock";
+    env.pg_socket_path = dir_ + "/pg/run";
     env.pg_user = "postgres";
     env.allowed_roots = {dir_};
     env.run_as_prefix = {kRunUser, "-u", "postgres", "--"};
@@ -279,9 +281,9 @@ class PgBackRestRealTest : public ::testing::Test {
   }
 
   void Pgbench(int scale) {
-    absl::StatusOr<std::string> out =
-        RunHelper(AsPostgres({absl::StrCat(kPgBin, "/pgbench"), "-h", dir_ + "/sock", "-p", "5432",
-                              "-i", "-q", "-s", absl::StrCat(scale), "postgres"}));
+    absl::StatusOr<std::string> out = RunHelper(AsPostgres(
+        {absl::StrCat(kPgBin, "/pgbench"), "-h", cluster_->socket_dir(), "-p",
+         absl::StrCat(cluster_->port()), "-i", "-q", "-s", absl::StrCat(scale), "postgres"}));
     ASSERT_TRUE(out.ok()) << out.status();
   }
 
@@ -294,6 +296,8 @@ class PgBackRestRealTest : public ::testing::Test {
     Pgbench(scale);
   }
 
+  std::unique_ptr<integration::TempDir> temp_;
+  std::unique_ptr<integration::PgCluster> cluster_;
   std::string dir_;
   uid_t uid_ = 0;
   gid_t gid_ = 0;

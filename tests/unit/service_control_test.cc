@@ -1,10 +1,7 @@
 #include "agent/service_control.h"
 
-#include <pwd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +13,9 @@
 #include "common/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/integration/fixture/command.h"
+#include "tests/integration/fixture/pg_cluster.h"
+#include "tests/integration/fixture/temp_dir.h"
 
 namespace pghaul::agent {
 namespace {
@@ -237,27 +237,17 @@ TEST(ServiceCommandTest, RefusesNamesThatCouldBeReadAsOptions) {
 // ---------------------------------------------------------------------------------------------
 // Against a real, throwaway PostgreSQL 15 cluster, controlled with pg_ctl as the postgres user.
 
-constexpr char kPostgresBin[] = "/usr/lib/postgresql/15/bin";
 constexpr char kRunuser[] = "/usr/sbin/runuser";
 // The server listens only on a socket in the test's private directory: no port collisions.
 constexpr int kPort = 5432;
 
-std::string Tool(const char* name) { return absl::StrCat(kPostgresBin, "/", name); }
+std::string Tool(const char* name) { return absl::StrCat(integration::kPostgresBinDir, "/", name); }
 
 absl::Status RunAsPostgres(const std::vector<std::string>& args) {
-  SubprocessSpec spec;
-  spec.argv = {kRunuser, "-u", "postgres", "--"};
-  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-  spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
-  spec.working_directory = "/";
-  spec.timeout = absl::Seconds(120);
-  absl::StatusOr<CapturedOutput> output = RunAndCapture(spec);
-  if (!output.ok()) return output.status();
-  if (!output->result.Succeeded()) {
-    return absl::InternalError(absl::StrCat(args[0], " ", output->result.Describe(), ": ",
-                                            output->stdout_text, output->stderr_text));
-  }
-  return absl::OkStatus();
+  integration::CommandOptions as_postgres;
+  as_postgres.launch.run_as = integration::kPostgresOsUser;
+  as_postgres.timeout = absl::Seconds(120);
+  return integration::RunChecked(args, as_postgres).status();
 }
 
 class ServiceControlTest : public ::testing::Test {
@@ -266,16 +256,21 @@ class ServiceControlTest : public ::testing::Test {
     if (geteuid() != 0 || access(Tool("initdb").c_str(), X_OK) != 0) {
       GTEST_SKIP() << "needs root and " << Tool("initdb") << " (package postgresql-15)";
     }
-    char path[] = "/tmp/pghaul-service-test.XXXXXX";
-    ASSERT_NE(mkdtemp(path), nullptr);
-    dir_ = path;
-    struct passwd* postgres = getpwnam("postgres");
-    ASSERT_NE(postgres, nullptr);
-    ASSERT_EQ(chown(dir_.c_str(), postgres->pw_uid, postgres->pw_gid), 0);
-    absl::Status created =
-        RunAsPostgres({Tool("initdb"), "-D", DataDir(), "--auth=trust", "-U", "postgres",
-                       "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"});
-    ASSERT_TRUE(created.ok()) << created;
+    absl::StatusOr<std::unique_ptr<integration::TempDir>> temp =
+        integration::TempDir::Create("pghaul-service-test.");
+    ASSERT_TRUE(temp.ok()) << temp.status();
+    temp_ = *std::move(temp);
+    // Created but not started: the tests start and stop it through RunServiceAction.
+    integration::PgClusterOptions options;
+    options.port = kPort;
+    options.initdb_args = {"--encoding=UTF8", "--locale=C.UTF-8"};
+    absl::StatusOr<std::unique_ptr<integration::PgCluster>> created =
+        integration::PgCluster::Create(temp_->path(), std::move(options));
+    ASSERT_TRUE(created.ok()) << created.status();
+    cluster_ = *std::move(created);
+    // The cluster's own directory, owned by postgres; the pg_ctl options below put the socket
+    // here, next to data/.
+    dir_ = cluster_->dir();
 
     config_.method = Method::kPgCtl;
     config_.pg_ctl = Tool("pg_ctl");
@@ -296,8 +291,8 @@ class ServiceControlTest : public ::testing::Test {
           RunAsPostgres({Tool("pg_ctl"), "stop", "-D", data, "-m", "immediate", "-w"});
       if (!stopped.ok()) ADD_FAILURE() << "cannot stop the test server: " << stopped;
     }
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
+    cluster_.reset();
+    temp_.reset();
   }
 
   std::string DataDir() const { return dir_ + "/data"; }
@@ -331,6 +326,8 @@ class ServiceControlTest : public ::testing::Test {
     }
   };
 
+  std::unique_ptr<integration::TempDir> temp_;
+  std::unique_ptr<integration::PgCluster> cluster_;
   std::string dir_;
   ServiceControlConfig config_;
   Lines lines_;

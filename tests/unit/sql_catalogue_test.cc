@@ -1,11 +1,8 @@
 #include "agent/sql_catalogue.h"
 
-#include <pwd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,9 +13,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "agent/pg_connection.h"
-#include "common/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/integration/fixture/pg_cluster.h"
+#include "tests/integration/fixture/temp_dir.h"
 
 namespace pghaul::agent {
 namespace {
@@ -31,106 +29,77 @@ using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 using Values = std::map<std::string, std::string>;
 
-constexpr char kPostgresBin[] = "/usr/lib/postgresql/15/bin";
-constexpr char kRunuser[] = "/usr/sbin/runuser";
-// Servers listen only on a socket in their own private directory, so this port number cannot
-// collide with another server.
-constexpr int kPort = 5432;
 constexpr uint64_t kSegmentBytes = 16 << 20;
 constexpr char kLsnPattern[] = "[0-9A-F]+/[0-9A-F]+";
 
-std::string Tool(const char* name) { return absl::StrCat(kPostgresBin, "/", name); }
+std::string Tool(const char* name) { return absl::StrCat(integration::kPostgresBinDir, "/", name); }
 
-absl::Status RunAsPostgres(const std::vector<std::string>& args) {
-  SubprocessSpec spec;
-  spec.argv = {kRunuser, "-u", "postgres", "--"};
-  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-  spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
-  spec.working_directory = "/";
-  spec.timeout = absl::Seconds(120);
-  absl::StatusOr<CapturedOutput> output = RunAndCapture(spec);
-  if (!output.ok()) return output.status();
-  if (!output->result.Succeeded()) {
-    return absl::InternalError(absl::StrCat(args[0], " ", output->result.Describe(), ": ",
-                                            output->stdout_text, output->stderr_text));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status MakePostgresDirectory(const std::string& path) {
-  struct passwd* postgres = getpwnam("postgres");
-  if (postgres == nullptr) return absl::FailedPreconditionError("no 'postgres' OS user");
-  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
-    return absl::InternalError(absl::StrCat("mkdir ", path, " failed"));
-  }
-  if (chown(path.c_str(), postgres->pw_uid, postgres->pw_gid) != 0) {
-    return absl::InternalError(absl::StrCat("chown ", path, " failed"));
-  }
-  return absl::OkStatus();
-}
-
-// A throwaway PostgreSQL 15 server in <root>/<name>: data directory <root>/<name>/data, socket
-// and log in <root>/<name>. Stopped with -m immediate when destroyed.
+// A throwaway PostgreSQL 15 server in <root>/<name> (integration::PgCluster): its own socket
+// directory, so every server can use the default port. Stopped with -m immediate when destroyed.
 class TestServer {
  public:
-  TestServer(const std::string& root, const std::string& name) : dir_(root + "/" + name) {}
+  TestServer(const std::string& root, const std::string& name) : root_(root), name_(name) {}
   ~TestServer() {
-    if (started_) {
-      absl::Status stopped =
-          RunAsPostgres({Tool("pg_ctl"), "stop", "-D", DataDir(), "-m", "immediate", "-w"});
-      if (!stopped.ok()) ADD_FAILURE() << "cannot stop the test server: " << stopped;
-    }
+    if (cluster_ == nullptr || cluster_->PostmasterPid() == 0) return;
+    absl::Status stopped = cluster_->Stop("immediate");
+    if (!stopped.ok()) ADD_FAILURE() << "cannot stop the test server: " << stopped;
   }
 
-  absl::Status InitDb() {
-    if (absl::Status made = MakePostgresDirectory(dir_); !made.ok()) return made;
-    return RunAsPostgres({Tool("initdb"), "-D", DataDir(), "--auth=trust", "-U", "postgres",
-                          "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"});
-  }
+  absl::Status InitDb() { return Adopt(integration::PgCluster::Create(root_, Options())); }
 
   // A standby of `primary`: pg_basebackup -R writes standby.signal and primary_conninfo.
   absl::Status BaseBackupFrom(const TestServer& primary) {
-    if (absl::Status made = MakePostgresDirectory(dir_); !made.ok()) return made;
-    return RunAsPostgres({Tool("pg_basebackup"), "-D", DataDir(), "-h", primary.dir_, "-p",
-                          absl::StrCat(kPort), "-U", "postgres", "-R", "-X", "stream", "--no-sync",
-                          "-c", "fast"});
+    if (primary.cluster_ == nullptr) return absl::FailedPreconditionError("no primary cluster");
+    return Adopt(integration::PgCluster::CreateStandby(root_, Options(), *primary.cluster_));
   }
 
   absl::Status Start() {
-    absl::Status status = RunAsPostgres(
-        {Tool("pg_ctl"), "start", "-D", DataDir(), "-l", dir_ + "/server.log", "-w", "-t", "60",
-         "-o", absl::StrCat("-k ", dir_, " -p ", kPort, " -c listen_addresses='' -c fsync=off")});
-    if (status.ok()) started_ = true;
-    return status;
+    if (cluster_ == nullptr) return absl::FailedPreconditionError("no cluster: InitDb first");
+    return cluster_->Start();
   }
 
   PostgresConnection Connection() const {
     PostgresConnection conn;
-    conn.socket_dir = dir_;
-    conn.port = kPort;
+    if (cluster_ != nullptr) {
+      conn.socket_dir = cluster_->socket_dir();
+      conn.port = cluster_->port();
+    }
     return conn;
   }
 
-  std::string DataDir() const { return dir_ + "/data"; }
-
  private:
-  std::string dir_;
-  bool started_ = false;
+  integration::PgClusterOptions Options() const {
+    integration::PgClusterOptions options;
+    options.name = name_;
+    options.initdb_args = {"--encoding=UTF8", "--locale=C.UTF-8"};
+    return options;
+  }
+  absl::Status Adopt(absl::StatusOr<std::unique_ptr<integration::PgCluster>> cluster) {
+    if (!cluster.ok()) return cluster.status();
+    cluster_ = *std::move(cluster);
+    return absl::OkStatus();
+  }
+
+  std::string root_;
+  std::string name_;
+  std::unique_ptr<integration::PgCluster> cluster_;
 };
 
-// A directory owned by postgres for the test's servers, removed at the end.
+// A directory for the test's servers, removed at the end.
 class SqlCatalogueTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0 || access(Tool("initdb").c_str(), X_OK) != 0) {
       GTEST_SKIP() << "needs root and " << Tool("initdb") << " (package postgresql-15)";
     }
-    char path[] = "/tmp/pghaul-sql-test.XXXXXX";
-    ASSERT_NE(mkdtemp(path), nullptr);
-    root_ = path;
-    ASSERT_TRUE(MakePostgresDirectory(root_).ok());
+    absl::StatusOr<std::unique_ptr<integration::TempDir>> temp =
+        integration::TempDir::Create("pghaul-sql-test.");
+    ASSERT_TRUE(temp.ok()) << temp.status();
+    temp_ = *std::move(temp);
+    root_ = temp_->path();
     primary_ = std::make_unique<TestServer>(root_, "primary");
-    ASSERT_TRUE(primary_->InitDb().ok());
+    absl::Status created = primary_->InitDb();
+    ASSERT_TRUE(created.ok()) << created;
     absl::Status started = primary_->Start();
     ASSERT_TRUE(started.ok()) << started;
   }
@@ -138,10 +107,7 @@ class SqlCatalogueTest : public ::testing::Test {
   void TearDown() override {
     standby_.reset();
     primary_.reset();
-    if (!root_.empty()) {
-      std::error_code ignored;
-      std::filesystem::remove_all(root_, ignored);
-    }
+    temp_.reset();
   }
 
   absl::StatusOr<Values> Run(v1::SqlQuery::Query query, const TestServer& server) {
@@ -158,6 +124,7 @@ class SqlCatalogueTest : public ::testing::Test {
     return conn->Execute(sql).status();
   }
 
+  std::unique_ptr<integration::TempDir> temp_;
   std::string root_;
   std::unique_ptr<TestServer> primary_;
   std::unique_ptr<TestServer> standby_;
