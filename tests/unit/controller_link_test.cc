@@ -234,6 +234,9 @@ TEST(ControllerLinkTest, TaskEventsAreJournaledExactlyOnceWithTheResult) {
 TEST(ControllerLinkTest, ControllerRestartMidTaskLosesAndDuplicatesNoEvent) {
   char pattern[] = "/tmp/pghaul-link-db-XXXXXX";
   const std::string dir = mkdtemp(pattern);
+  // Removed however the test ends (an ASSERT returns early).
+  std::unique_ptr<const std::string, void (*)(const std::string*)> cleanup(
+      &dir, [](const std::string* path) { std::filesystem::remove_all(*path); });
   const std::string db_path = dir + "/state.db";
   int port = 0;
   std::unique_ptr<RunningLink> link;
@@ -259,7 +262,6 @@ TEST(ControllerLinkTest, ControllerRestartMidTaskLosesAndDuplicatesNoEvent) {
     EXPECT_EQ(info.events_lost(), 0u);
     link.reset();
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
