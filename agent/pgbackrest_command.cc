@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "agent/validators.h"
+#include "common/validators.h"
 #include "common/task_names.h"
 #include "common/status_macros.h"
 

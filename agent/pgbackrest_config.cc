@@ -8,7 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "agent/validators.h"
+#include "common/validators.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 

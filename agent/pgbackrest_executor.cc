@@ -17,7 +17,7 @@
 #include "agent/pgbackrest_command.h"
 #include "agent/pgbackrest_info.h"
 #include "agent/pgbackrest_progress.h"
-#include "agent/validators.h"
+#include "common/validators.h"
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/status_macros.h"

@@ -22,6 +22,7 @@
 #include "common/files.h"
 #include "common/identifiers.h"
 #include "common/status_macros.h"
+#include "common/validators.h"
 #include "yaml-cpp/yaml.h"
 
 namespace pghaul::controller {
@@ -43,13 +44,9 @@ bool IsMigrationName(absl::string_view name) {
                      [](char c) { return IsLowerAlnum(c) || c == '_' || c == '-'; });
 }
 
-// ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$, the grammar the agents enforce for pgBackRest stanzas.
-bool IsStanza(absl::string_view stanza) {
-  auto alnum = [](char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); };
-  if (stanza.empty() || stanza.size() > 64 || !alnum(stanza[0])) return false;
-  return std::all_of(stanza.begin(), stanza.end(),
-                     [&](char c) { return alnum(c) || c == '_' || c == '-'; });
-}
+// The grammar the agents enforce for pgBackRest stanzas (common/validators.h), checked here
+// too so that a bad stanza fails at plan time.
+bool IsStanza(absl::string_view stanza) { return ValidateStanza(stanza).ok(); }
 
 // An absolute path the agents will accept: no empty, "." or ".." component, no trailing '/',
 // no control character. Checked here too, so that a bad path fails at plan time, not mid-way.

@@ -28,7 +28,7 @@
 #include "absl/time/clock.h"
 #include "agent/pgbackrest_config.h"
 #include "agent/pgbackrest_progress.h"
-#include "agent/validators.h"
+#include "common/validators.h"
 #include "common/files.h"
 #include "common/identifiers.h"
 #include "common/subprocess.h"

@@ -1,4 +1,4 @@
-#include "agent/validators.h"
+#include "common/validators.h"
 
 #include <string>
 #include <vector>
@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace pghaul::agent {
+namespace pghaul {
 namespace {
 
 using ::testing::HasSubstr;
@@ -203,4 +203,4 @@ TEST(ValidatorsTest, PostgresUser) {
 }
 
 }  // namespace
-}  // namespace pghaul::agent
+}  // namespace pghaul

@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
-namespace pghaul::agent {
+namespace pghaul {
 
 // A pgBackRest stanza: ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$.
 absl::Status ValidateStanza(absl::string_view stanza);
@@ -86,4 +86,4 @@ absl::Status ValidatePort(uint32_t port, absl::string_view what = "port");
 // A PostgreSQL role name as pghaul accepts it for pg1-user: ^[A-Za-z_][A-Za-z0-9_]{0,62}$.
 absl::Status ValidatePostgresUser(absl::string_view user);
 
-}  // namespace pghaul::agent
+}  // namespace pghaul

@@ -1,4 +1,4 @@
-#include "agent/validators.h"
+#include "common/validators.h"
 
 #include <cstddef>
 
@@ -10,7 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
-namespace pghaul::agent {
+namespace pghaul {
 namespace {
 
 constexpr size_t kMaxEchoedBytes = 64;
@@ -360,4 +360,4 @@ absl::Status ValidatePostgresUser(absl::string_view user) {
   return absl::OkStatus();
 }
 
-}  // namespace pghaul::agent
+}  // namespace pghaul
