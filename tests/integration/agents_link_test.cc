@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/fixture/command.h"
+#include "tests/integration/fixture/json_paths.h"
 #include "tests/integration/fixture/network_namespaces.h"
 #include "tests/integration/fixture/pg_cluster.h"
 #include "tests/integration/fixture/pghaul_processes.h"
@@ -39,44 +40,7 @@ constexpr absl::Duration kReconnectInitial = absl::Milliseconds(200);
 constexpr absl::Duration kReconnectMax = absl::Seconds(2);
 constexpr int kControllerPort = 7400;
 
-// The value at a dotted path ("facts.postgres.system_identifier"), or null when absent.
-json At(const json& document, absl::string_view path) {
-  const json* node = &document;
-  for (absl::string_view key : absl::StrSplit(path, '.')) {
-    if (!node->is_object()) return nullptr;
-    auto it = node->find(std::string(key));
-    if (it == node->end()) return nullptr;
-    node = &*it;
-  }
-  return *node;
-}
-
-std::string Str(const json& document, absl::string_view path) {
-  json value = At(document, path);
-  return value.is_string() ? value.get<std::string>() : absl::StrCat("<", value.dump(), ">");
-}
-
 bool IsOnline(const json& agent) { return At(agent, "online") == true; }
-
-int64_t Int(const json& document, absl::string_view path) {
-  json value = At(document, path);
-  if (value.is_number_integer()) return value.get<int64_t>();
-  int64_t parsed = -1;
-  if (value.is_string() && absl::SimpleAtoi(value.get<std::string>(), &parsed)) return parsed;
-  return -1;
-}
-
-// An RFC 3339 timestamp of the protobuf JSON mapping; InfinitePast when absent or unparsable.
-absl::Time Timestamp(const json& document, absl::string_view path) {
-  json value = At(document, path);
-  absl::Time time;
-  std::string error;
-  if (!value.is_string() ||
-      !absl::ParseTime(absl::RFC3339_full, value.get<std::string>(), &time, &error)) {
-    return absl::InfinitePast();
-  }
-  return time;
-}
 
 class AgentsLinkTest : public ::testing::Test {
  protected:
