@@ -35,10 +35,11 @@ bool Eventually(Condition condition, absl::Duration timeout = absl::Seconds(10))
 // A controller: registry + AgentLink service + ticker, on 127.0.0.1 at a given or a free port.
 class TestController {
  public:
-  explicit TestController(int port = 0, const std::string& db_path = ":memory:")
+  explicit TestController(int port = 0, const std::string& db_path = ":memory:",
+                          int missed_heartbeats = 3)
       : db_(*controller::SqliteDb::Open(db_path)),
         tasks_(*controller::TaskTracker::Open(db_.get())),
-        registry_(Clock::Real(), absl::Milliseconds(100), 3),
+        registry_(Clock::Real(), absl::Milliseconds(100), missed_heartbeats),
         service_(&registry_, tasks_.get(), "test-controller", absl::Milliseconds(100)) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials(),
@@ -156,11 +157,14 @@ TEST(ControllerLinkTest, AgentComesOnlineWithItsFactsAndVersions) {
 }
 
 TEST(ControllerLinkTest, HeartbeatsKeepAnIdleAgentOnlinePastTheTimeout) {
-  TestController controller;
+  // 8 missed heartbeats of 100 ms: tight enough that an idle stream without heartbeats goes
+  // offline well inside the 4 s watched below, loose enough for a loaded 2-core CI machine
+  // (3 x 100 ms once failed there with 399 ms between two messages).
+  TestController controller(0, ":memory:", 8);
   RunningLink link(controller.address(), "legacy", "inc-a");
   ASSERT_TRUE(Eventually([&] { return controller.Online("legacy"); }));
-  // 10 offline timeouts (3 x 100 ms) with nothing but heartbeats on the stream.
-  absl::Time until = absl::Now() + absl::Seconds(3);
+  // 5 offline timeouts with nothing but heartbeats on the stream.
+  absl::Time until = absl::Now() + absl::Seconds(4);
   while (absl::Now() < until) {
     ASSERT_TRUE(controller.Online("legacy"));
     absl::SleepFor(absl::Milliseconds(50));
