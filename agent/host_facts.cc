@@ -106,6 +106,15 @@ constexpr char kTablespacesQuery[] =
     "SELECT spcname, pg_tablespace_location(oid) FROM pg_tablespace ORDER BY spcname";
 constexpr char kDatabasesQuery[] =
     "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname";
+// Databases the user may not connect to are left out (pg_database_size would fail for them),
+// and counted so the gap is said. pg_read_all_stats may read every size.
+constexpr char kDatabaseSizeQuery[] = R"sql(
+SELECT coalesce(sum(pg_database_size(oid)) FILTER (WHERE readable), 0)::text,
+       count(*) FILTER (WHERE NOT readable)
+  FROM (SELECT oid, has_database_privilege(oid, 'CONNECT')
+                    OR pg_has_role('pg_read_all_stats', 'USAGE') AS readable
+          FROM pg_database WHERE datallowconn) AS databases
+)sql";
 constexpr char kExtensionsQuery[] = "SELECT extname, extversion FROM pg_extension ORDER BY extname";
 
 absl::Status ReadServerRow(PGconn* conn, pghaul::v1::PostgresFacts& facts,
@@ -178,6 +187,28 @@ void ReadTablespaces(PGconn* conn, pghaul::v1::PostgresFacts& facts,
     pghaul::v1::Tablespace* tablespace = facts.add_tablespaces();
     tablespace->set_name(Text(result->get(), row, 0));
     tablespace->set_location(Text(result->get(), row, 1));
+  }
+}
+
+void ReadDatabaseSize(PGconn* conn, pghaul::v1::PostgresFacts& facts,
+                      std::vector<std::string>& problems) {
+  absl::StatusOr<Result> result = Query(conn, kDatabaseSizeQuery);
+  uint64_t bytes = 0;
+  int64_t unreadable = 0;
+  if (!result.ok()) {
+    problems.push_back(
+        absl::StrCat("cannot read the size of the databases: ", result.status().message()));
+  } else if (PQntuples(result->get()) != 1 ||
+             !absl::SimpleAtoi(Text(result->get(), 0, 0), &bytes) ||
+             !absl::SimpleAtoi(Text(result->get(), 0, 1), &unreadable)) {
+    problems.push_back("unexpected answer when summing pg_database_size()");
+  } else {
+    facts.set_database_size_bytes(bytes);
+    if (unreadable > 0) {
+      problems.push_back(absl::StrCat(
+          "database_size_bytes leaves out ", unreadable,
+          " database(s) the user may not connect to: grant it CONNECT or pg_read_all_stats"));
+    }
   }
 }
 
@@ -333,6 +364,7 @@ pghaul::v1::PostgresFacts GatherPostgresFacts(const PostgresConnection& conn) {
     if (!row.ok()) problems.push_back(absl::StrCat("cannot read server settings: ", row.message()));
     ReadSystemIdentifier(main->get(), facts, problems);
     ReadTablespaces(main->get(), facts, problems);
+    ReadDatabaseSize(main->get(), facts, problems);
     databases = ListDatabases(main->get(), problems);
   }  // Closed before the per-database connections: at most one connection at a time.
   for (const std::string& database : databases) ReadExtensions(conn, database, facts, problems);

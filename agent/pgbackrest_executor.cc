@@ -17,11 +17,12 @@
 #include "agent/pgbackrest_command.h"
 #include "agent/pgbackrest_info.h"
 #include "agent/pgbackrest_progress.h"
-#include "common/validators.h"
+#include "agent/restore_kept_config.h"
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
+#include "common/validators.h"
 
 namespace pghaul::agent {
 namespace {
@@ -121,7 +122,55 @@ class CommandExecutor : public TaskExecutor {
         return result;
       }
     }
+    if (!command_.has_restore()) return RunPgBackRest(context);
+    return RunRestoreKeepingConfig(context);
+  }
 
+ private:
+  // A restore keeps the target's own postgresql.conf, pg_hba.conf and pg_ident.conf (see
+  // restore_kept_config.h): copied before pgBackRest runs, put back after it ended, whatever the
+  // outcome (after a failure the data directory is not usable anyway, and its configuration
+  // stays the target's). If putting them back fails, the copies stay in the migration's
+  // kept-config directory and the next restore uses them.
+  v1::TaskResult RunRestoreKeepingConfig(TaskContext& context) {
+    const std::string keep_dir = KeptConfigDirectory(env_, command_.migration_id());
+    absl::StatusOr<std::vector<std::string>> kept = KeepConfigFiles(env_.pg_path, keep_dir);
+    if (!kept.ok()) {
+      v1::TaskResult result;
+      result.set_state(v1::TaskResult::FAILED);
+      result.set_message(
+          absl::StrCat("cannot keep the target's own configuration files of ", env_.pg_path,
+                       " before the restore: ", kept.status().message(), "; nothing ran"));
+      return result;
+    }
+    v1::TaskResult result = RunPgBackRest(context);
+    absl::Status put_back = PutBackConfigFiles(env_.pg_path, keep_dir);
+    if (!put_back.ok()) {
+      const std::string problem =
+          absl::StrCat("the target's own configuration files could not be put back (copies in ",
+                       keep_dir, "): ", put_back.message());
+      PGH_LOG_ERROR("{}", problem);
+      context.Log("agent", problem);
+      if (result.state() == v1::TaskResult::SUCCEEDED) {
+        result.set_state(v1::TaskResult::FAILED);
+        result.set_message(absl::StrCat("pgbackrest restore succeeded, but ", problem));
+      } else {
+        result.set_message(absl::StrCat(result.message(), "; ", problem));
+      }
+      return result;
+    }
+    const std::string line =
+        kept->empty() ? absl::StrCat("no postgresql.conf, pg_hba.conf or pg_ident.conf was in ",
+                                     env_.pg_path, " before the restore: the restored ones stay")
+                      : absl::StrCat("kept the target's own ", absl::StrJoin(*kept, ", "), " in ",
+                                     env_.pg_path, " (the source's restored copies were replaced)");
+    PGH_LOG_INFO("{}", line);
+    context.Log("agent", line);
+    return result;
+  }
+
+  v1::TaskResult RunPgBackRest(TaskContext& context) {
+    v1::TaskResult result;
     SubprocessSpec spec;
     spec.argv = WithRunAsPrefix(env_, argv_);
     spec.env = command_.has_version() ? PgBackRestChildEnvironment(env_, v1::Secrets())
@@ -252,7 +301,6 @@ class CommandExecutor : public TaskExecutor {
     return result;
   }
 
- private:
   // Reads the backup lock file (backup only) and sends held-back progress, until stopped.
   void PollProgress(ProgressTracker& tracker, const OutputState& state,
                     absl::Notification& stop) const {
@@ -323,6 +371,10 @@ class CommandExecutor : public TaskExecutor {
 };
 
 }  // namespace
+
+std::string KeptConfigDirectory(const PgBackRestEnvironment& env, absl::string_view migration_id) {
+  return absl::StrCat(MigrationDirectory(env, migration_id), "/kept-config");
+}
 
 absl::StatusOr<std::unique_ptr<TaskExecutor>> MakeConfigureExecutor(
     const PgBackRestEnvironment& env, const v1::Task& task, SecretStore* secrets) {

@@ -16,17 +16,31 @@
 //
 // `info` exits 0 even when the repository is broken: its result carries info_json and
 // repository_status_code, and is FAILED whenever the stanza's status.code is not 0.
+//
+// `restore` keeps the target's own configuration: postgresql.conf, pg_hba.conf and
+// pg_ident.conf found inside the data directory before the restore are copied to
+// KeptConfigDirectory and put back once pgBackRest has ended (restore_kept_config.h), so the
+// source's port, listen_addresses, socket directory and access rules restored from the backup do
+// not replace the target's. One log line names the files kept. A failure to keep them fails the
+// task before pgBackRest runs; a failure to put them back fails it, leaving the copies for the
+// next restore.
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agent/pgbackrest_config.h"
 #include "agent/task_manager.h"
 #include "common/clock.h"
 #include "pghaul/v1/agent_link.pb.h"
 
 namespace pghaul::agent {
+
+// <state_dir>/pgbackrest/<migration_id>/kept-config: the target's own configuration files while
+// a restore runs.
+std::string KeptConfigDirectory(const PgBackRestEnvironment& env, absl::string_view migration_id);
 
 // For a task whose op is configure_pgbackrest. Validates and renders the config now (error:
 // InvalidArgument, i.e. REFUSED); Run writes it and then stores the stanza and secrets in

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/pg_connection.h"
+#include "agent/table_checksums.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
@@ -60,6 +61,10 @@ constexpr char kFenceAppliedSql[] =
 constexpr char kUnfenceAppliedSql[] =
     "SELECT (pg_conf_load_time() > $1::timestamptz"
     " OR current_setting('default_transaction_read_only') = 'off')::text AS applied";
+// This session has re-read the configuration files since $1 (pg_conf_load_time() before the
+// reload).
+constexpr char kSessionReloadedSql[] =
+    "SELECT (pg_conf_load_time() > $1::timestamptz)::text AS applied";
 constexpr char kReadOnlySettingSql[] =
     "SELECT current_setting('default_transaction_read_only') AS value";
 // pg_terminate_backend(pid, 5000) waits up to 5 s for each session to exit and returns false
@@ -176,6 +181,10 @@ absl::StatusOr<Values> Unfence(const PostgresConnection& target) {
 
 }  // namespace
 
+absl::Status ReloadConfigurationAndWait(PgConnection& conn) {
+  return ReloadAndWait(conn, kSessionReloadedSql, /*pass_load_time=*/true);
+}
+
 absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresConnection& conn,
                                                                const v1::SqlQuery& query) {
   switch (query.query()) {
@@ -195,6 +204,13 @@ absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresCon
       return FenceReadOnly(conn);
     case v1::SqlQuery::UNFENCE:
       return Unfence(conn);
+    case v1::SqlQuery::TABLE_CHECKSUMS:
+      return ComputeTableChecksums(conn);
+    case v1::SqlQuery::ENABLE_ARCHIVING:
+    case v1::SqlQuery::RESTORE_ARCHIVING:
+      return absl::InvalidArgumentError(
+          absl::StrCat(v1::SqlQuery::Query_Name(query.query()),
+                       " needs the migration's pgBackRest setup: it runs through archiving.h"));
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown SqlQuery.query ", static_cast<int>(query.query())));

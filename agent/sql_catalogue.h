@@ -26,6 +26,10 @@
 //   FENCE_READ_ONLY  terminated (client sessions ended), not_terminated (still there 5 s after
 //                    the signal, or gone before it). A SOFT fence: see FenceReadOnly in the .cc.
 //   UNFENCE          {}
+//   TABLE_CHECKSUMS  see table_checksums.h (ComputeTableChecksums, run without cancellation here;
+//                    the task executor runs it with a QueryCanceller).
+//   ENABLE_ARCHIVING, RESTORE_ARCHIVING need the migration's pgBackRest setup and the agent's
+//                    state directory: see archiving.h. RunSqlQuery refuses them.
 #pragma once
 
 #include <map>
@@ -33,13 +37,15 @@
 
 #include "absl/status/statusor.h"
 #include "agent/agent_config.h"
+#include "agent/pg_connection.h"
 #include "pghaul/v1/tasks.pb.h"
 
 namespace pghaul::agent {
 
 // Runs one query of the fixed catalogue and returns its values as strings keyed by name.
 // Errors:
-//   InvalidArgument     QUERY_UNSPECIFIED or an unknown query; PROMOTE wait_seconds > 3600.
+//   InvalidArgument     QUERY_UNSPECIFIED or an unknown query; PROMOTE wait_seconds > 3600;
+//                       ENABLE_ARCHIVING and RESTORE_ARCHIVING (see archiving.h).
 //   Unavailable         cannot connect (libpq's message, one line), or the connection broke.
 //   FailedPrecondition  the server refused the statement, with "ERROR <SQLSTATE>: message" and
 //                       the SQLSTATE as payload (SqlStateOf in pg_connection.h), e.g. a WAL
@@ -50,5 +56,13 @@ namespace pghaul::agent {
 //   Internal            class XX errors, or a result of an unexpected shape.
 absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresConnection& conn,
                                                                const v1::SqlQuery& query);
+
+// Asks the postmaster to reload its configuration files and waits (up to 10 s) until `conn`'s
+// own session has re-read them (its pg_conf_load_time() moved past the one from before), so what
+// `conn` reads next (current_setting, pg_settings) is the reloaded configuration. A setting that
+// needs a restart keeps its running value and is then marked pending_restart.
+// Errors: those of PgConnection::Execute; Internal when the postmaster could not be signalled;
+// DeadlineExceeded when the session did not reload within 10 s.
+absl::Status ReloadConfigurationAndWait(PgConnection& conn);
 
 }  // namespace pghaul::agent

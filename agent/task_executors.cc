@@ -1,13 +1,23 @@
 #include "agent/task_executors.h"
 
+#include <optional>
+#include <string>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "agent/application_check.h"
+#include "agent/archiving.h"
 #include "agent/host_facts.h"
 #include "agent/pgbackrest_config.h"
 #include "agent/pgbackrest_executor.h"
+#include "agent/query_canceller.h"
 #include "agent/service_control.h"
 #include "agent/sql_catalogue.h"
+#include "agent/table_checksums.h"
 #include "common/status_macros.h"
 #include "common/task_names.h"
+#include "common/validators.h"
 
 namespace pghaul::agent {
 namespace {
@@ -38,23 +48,124 @@ v1::TaskResult FailedResult(const absl::Status& status) {
   return result;
 }
 
+// The result of a query that may have been cancelled.
+v1::TaskResult ValuesResult(const absl::StatusOr<std::map<std::string, std::string>>& values) {
+  if (!values.ok()) {
+    v1::TaskResult result = FailedResult(values.status());
+    if (absl::IsCancelled(values.status())) result.set_state(v1::TaskResult::CANCELLED);
+    return result;
+  }
+  v1::TaskResult result;
+  result.set_state(v1::TaskResult::SUCCEEDED);
+  SetValues(*values, result);
+  return result;
+}
+
+// TABLE_CHECKSUMS may read for hours: a cancel stops its statement at once, and each statement
+// is bounded by the task's timeout when it has one.
+constexpr absl::Duration kDefaultChecksumStatementTimeout = absl::Hours(6);
+
 class SqlExecutor : public TaskExecutor {
  public:
-  SqlExecutor(const AgentConfig* config, v1::SqlQuery query) : config_(config), query_(query) {}
+  // `stanza`: ENABLE_ARCHIVING only, looked up when the task was accepted.
+  SqlExecutor(const AgentConfig* config, PgBackRestEnvironment env, v1::SqlQuery query,
+              std::string stanza, absl::Duration timeout)
+      : config_(config),
+        env_(std::move(env)),
+        query_(std::move(query)),
+        stanza_(std::move(stanza)),
+        timeout_(timeout) {}
+
   v1::TaskResult Run(TaskContext& context) override {
-    absl::StatusOr<std::map<std::string, std::string>> values =
-        RunSqlQuery(config_->postgres, query_);
-    if (!values.ok()) return FailedResult(values.status());
-    v1::TaskResult result;
-    result.set_state(v1::TaskResult::SUCCEEDED);
-    SetValues(*values, result);
+    switch (query_.query()) {
+      case v1::SqlQuery::ENABLE_ARCHIVING:
+        return ValuesResult(
+            EnableArchiving(config_->postgres, env_, query_.migration_id(), stanza_));
+      case v1::SqlQuery::RESTORE_ARCHIVING:
+        return ValuesResult(RestoreArchiving(config_->postgres, env_, query_.migration_id()));
+      case v1::SqlQuery::TABLE_CHECKSUMS: {
+        auto canceller = std::make_shared<QueryCanceller>();
+        // The hook may outlive Run; it holds the canceller.
+        context.OnCancel([canceller] { canceller->Cancel(); });
+        TableChecksumOptions options;
+        options.canceller = canceller.get();
+        options.statement_timeout =
+            timeout_ == absl::InfiniteDuration() ? kDefaultChecksumStatementTimeout : timeout_;
+        options.log = [&context](absl::string_view line) { context.Log("agent", line); };
+        return ValuesResult(ComputeTableChecksums(config_->postgres, options));
+      }
+      default:
+        return ValuesResult(RunSqlQuery(config_->postgres, query_));
+    }
+  }
+
+ private:
+  const AgentConfig* config_;
+  const PgBackRestEnvironment env_;
+  const v1::SqlQuery query_;
+  const std::string stanza_;
+  const absl::Duration timeout_;
+};
+
+class ApplicationCheckExecutor : public TaskExecutor {
+ public:
+  ApplicationCheckExecutor(const AgentConfig* config, v1::ApplicationCheck check)
+      : config_(config), check_(std::move(check)) {}
+
+  v1::TaskResult Run(TaskContext& context) override {
+    auto canceller = std::make_shared<QueryCanceller>();
+    context.OnCancel([canceller] { canceller->Cancel(); });
+    v1::TaskResult result =
+        ValuesResult(RunApplicationCheck(config_->postgres, check_, canceller.get()));
+    if (result.state() == v1::TaskResult::SUCCEEDED) {
+      result.set_message(
+          absl::StrCat("check ", check_.name(), ": ", result.values().at("rows"), " rows"));
+    } else if (result.state() == v1::TaskResult::FAILED) {
+      result.set_message(absl::StrCat("check ", check_.name(), " failed: ", result.message()));
+    }
     return result;
   }
 
  private:
   const AgentConfig* config_;
-  v1::SqlQuery query_;
+  const v1::ApplicationCheck check_;
 };
+
+// Validates a sql task, so a bad one is refused before anything runs.
+absl::StatusOr<std::unique_ptr<TaskExecutor>> MakeSqlExecutor(const AgentConfig* config,
+                                                              const PgBackRestEnvironment& env,
+                                                              const SecretStore& secrets,
+                                                              const v1::Task& task) {
+  const v1::SqlQuery& query = task.sql();
+  if (query.query() == v1::SqlQuery::QUERY_UNSPECIFIED) {
+    return absl::InvalidArgumentError("sql task names no query");
+  }
+  if (!v1::SqlQuery::Query_IsValid(query.query())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("this agent does not know sql query ", static_cast<int>(query.query()),
+                     "; nothing ran (agent and controller releases may differ)"));
+  }
+  std::string stanza;
+  if (query.query() == v1::SqlQuery::ENABLE_ARCHIVING ||
+      query.query() == v1::SqlQuery::RESTORE_ARCHIVING) {
+    PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
+    PGH_RETURN_IF_ERROR(Annotate(ValidateEnvironment(env), "agent configuration"));
+  }
+  if (query.query() == v1::SqlQuery::ENABLE_ARCHIVING) {
+    std::optional<ConfiguredMigration> configured = secrets.Get(query.migration_id());
+    if (!configured.has_value()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "ENABLE_ARCHIVING: migration ", query.migration_id(),
+          " has no pgBackRest configuration on this agent since it started (its stanza is kept in "
+          "memory only): send ConfigurePgBackRest first"));
+    }
+    stanza = configured->stanza;
+  }
+  const absl::Duration timeout = task.timeout_seconds() == 0
+                                     ? absl::InfiniteDuration()
+                                     : absl::Seconds(task.timeout_seconds());
+  return std::make_unique<SqlExecutor>(config, env, query, std::move(stanza), timeout);
+}
 
 class ServiceExecutor : public TaskExecutor {
  public:
@@ -95,8 +206,8 @@ ExecutorFactory MakeExecutorFactory(const AgentConfig* config) {
   // Stanza and secrets per migration, from ConfigurePgBackRest; in memory only.
   auto secrets = std::make_shared<SecretStore>();
   auto env = std::make_shared<PgBackRestEnvironment>(PgBackRestEnvironmentFor(*config));
-  return [config, secrets, env](
-             const v1::Task& task) -> absl::StatusOr<std::unique_ptr<TaskExecutor>> {
+  return [config, secrets,
+          env](const v1::Task& task) -> absl::StatusOr<std::unique_ptr<TaskExecutor>> {
     switch (task.op_case()) {
       case v1::Task::kConfigurePgbackrest:
         return MakeConfigureExecutor(*env, task, secrets.get());
@@ -105,10 +216,10 @@ ExecutorFactory MakeExecutorFactory(const AgentConfig* config) {
       case v1::Task::kGatherFacts:
         return std::make_unique<GatherFactsExecutor>(config);
       case v1::Task::kSql:
-        if (task.sql().query() == v1::SqlQuery::QUERY_UNSPECIFIED) {
-          return absl::InvalidArgumentError("sql task names no query");
-        }
-        return std::make_unique<SqlExecutor>(config, task.sql());
+        return MakeSqlExecutor(config, *env, *secrets, task);
+      case v1::Task::kCheck:
+        PGH_RETURN_IF_ERROR(ValidateApplicationCheck(task.check()));
+        return std::make_unique<ApplicationCheckExecutor>(config, task.check());
       case v1::Task::kService: {
         // Validated here, so a bad action is refused before anything runs.
         PGH_RETURN_IF_ERROR(ServiceCommand(config->service, task.service()).status());

@@ -42,6 +42,8 @@ std::string DescribeOperation(const v1::Task& task) {
       return absl::StrCat("sql ", v1::SqlQuery::Query_Name(task.sql().query()));
     case v1::Task::kService:
       return absl::StrCat("service ", v1::ServiceAction::Action_Name(task.service().action()));
+    case v1::Task::kCheck:
+      return absl::StrCat("check ", task.check().name());
     case v1::Task::OP_NOT_SET:
       break;
   }
