@@ -19,6 +19,8 @@
 #include "controller/agent_link_service.h"
 #include "controller/agent_registry.h"
 #include "controller/controller_config.h"
+#include "controller/migration_manager.h"
+#include "controller/migration_store.h"
 #include "controller/migrations_service.h"
 #include "controller/sqlite_db.h"
 #include "controller/task_tracker.h"
@@ -66,7 +68,17 @@ int Run(const std::string& config_path) {
   AgentRegistry registry(Clock::Real(), config->heartbeat_interval, config->missed_heartbeats);
   AgentLinkService link_service(&registry, tasks->get(), config->controller_id,
                                 config->heartbeat_interval);
-  MigrationsService migrations_service(&registry, tasks->get());
+  absl::StatusOr<std::unique_ptr<MigrationStore>> store = MigrationStore::Open(db_path);
+  if (!store.ok()) {
+    PGH_LOG_ERROR("state database {}: {}", db_path, store.status().message());
+    return EX_DATAERR;
+  }
+  MigrationManager migrations({.registry = &registry,
+                               .tasks = tasks->get(),
+                               .store = store->get(),
+                               .clock = Clock::Real(),
+                               .env = [](const char* name) { return ::getenv(name); }});
+  MigrationsService migrations_service(&registry, tasks->get(), &migrations);
 
   grpc::ServerBuilder builder;
   ApplyServerOptions(builder);
@@ -91,6 +103,12 @@ int Run(const std::string& config_path) {
     PGH_LOG_WARN("could not record the listen address: {}", s.message());
   }
 
+  if (absl::Status s = migrations.Load(); !s.ok()) {
+    PGH_LOG_ERROR("state database {}: {}", db_path, s.message());
+    server->Shutdown();
+    return EX_DATAERR;
+  }
+
   absl::Notification stopping;
   std::thread ticker([&] {
     while (!stopping.WaitForNotificationWithTimeout(config->heartbeat_interval)) {
@@ -102,6 +120,7 @@ int Run(const std::string& config_path) {
   PGH_LOG_INFO("signal {} received, shutting down", signal_number);
   stopping.Notify();
   ticker.join();
+  migrations.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   PGH_LOG_INFO("stopped");
   return EX_OK;

@@ -102,4 +102,68 @@ grpc::ServerUnaryReactor* MigrationsService::CancelTask(grpc::CallbackServerCont
   });
 }
 
+namespace {
+
+absl::Status NeedMigrations(const MigrationManager* migrations) {
+  if (migrations != nullptr) return absl::OkStatus();
+  return absl::UnimplementedError("this controller does not run migrations");
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* MigrationsService::ApplyPlan(grpc::CallbackServerContext* context,
+                                                       const v1::ApplyPlanRequest* request,
+                                                       v1::MigrationInfo* response) {
+  return Respond(context, [&]() -> absl::Status {
+    PGH_RETURN_IF_ERROR(NeedMigrations(migrations_));
+    PGH_ASSIGN_OR_RETURN(*response, migrations_->Apply(*request));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MigrationsService::ListMigrations(
+    grpc::CallbackServerContext* context, const v1::ListMigrationsRequest* request,
+    v1::ListMigrationsResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    PGH_RETURN_IF_ERROR(NeedMigrations(migrations_));
+    for (v1::MigrationInfo& info : migrations_->List()) {
+      *response->add_migrations() = std::move(info);
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MigrationsService::GetMigration(grpc::CallbackServerContext* context,
+                                                          const v1::GetMigrationRequest* request,
+                                                          v1::MigrationInfo* response) {
+  return Respond(context, [&]() -> absl::Status {
+    PGH_RETURN_IF_ERROR(NeedMigrations(migrations_));
+    int max = request->max_events() == 0 ? 50
+                                         : static_cast<int>(std::min(request->max_events(), 1000u));
+    PGH_ASSIGN_OR_RETURN(*response, migrations_->Get(request->migration_id(),
+                                                     request->events_after(), max));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MigrationsService::StartPhase(grpc::CallbackServerContext* context,
+                                                        const v1::StartPhaseRequest* request,
+                                                        v1::StartPhaseResponse* response) {
+  return Respond(context, [&]() -> absl::Status {
+    PGH_RETURN_IF_ERROR(NeedMigrations(migrations_));
+    PGH_ASSIGN_OR_RETURN(*response, migrations_->Start(*request));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* MigrationsService::AbortMigration(
+    grpc::CallbackServerContext* context, const v1::AbortMigrationRequest* request,
+    v1::MigrationInfo* response) {
+  return Respond(context, [&]() -> absl::Status {
+    PGH_RETURN_IF_ERROR(NeedMigrations(migrations_));
+    PGH_ASSIGN_OR_RETURN(*response, migrations_->Abort(request->migration_id()));
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace pghaul::controller

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "controller/agent_registry.h"
+#include "controller/migration_manager.h"
 #include "controller/task_tracker.h"
 #include "pghaul/v1/migrations.grpc.pb.h"
 
@@ -9,8 +10,11 @@ namespace pghaul::controller {
 
 class MigrationsService final : public v1::Migrations::CallbackService {
  public:
-  MigrationsService(const AgentRegistry* registry, TaskTracker* tasks)
-      : registry_(registry), tasks_(tasks) {}
+  // `migrations` may be null (tests of the agent and task calls only): the migration calls then
+  // answer UNIMPLEMENTED.
+  MigrationsService(const AgentRegistry* registry, TaskTracker* tasks,
+                    MigrationManager* migrations = nullptr)
+      : registry_(registry), tasks_(tasks), migrations_(migrations) {}
 
   grpc::ServerUnaryReactor* ListAgents(grpc::CallbackServerContext* context,
                                        const v1::ListAgentsRequest* request,
@@ -37,9 +41,27 @@ class MigrationsService final : public v1::Migrations::CallbackService {
                                        const v1::CancelTaskRequest* request,
                                        v1::TaskInfo* response) override;
 
+  // Migrations: see MigrationManager for the errors.
+  grpc::ServerUnaryReactor* ApplyPlan(grpc::CallbackServerContext* context,
+                                      const v1::ApplyPlanRequest* request,
+                                      v1::MigrationInfo* response) override;
+  grpc::ServerUnaryReactor* ListMigrations(grpc::CallbackServerContext* context,
+                                           const v1::ListMigrationsRequest* request,
+                                           v1::ListMigrationsResponse* response) override;
+  grpc::ServerUnaryReactor* GetMigration(grpc::CallbackServerContext* context,
+                                         const v1::GetMigrationRequest* request,
+                                         v1::MigrationInfo* response) override;
+  grpc::ServerUnaryReactor* StartPhase(grpc::CallbackServerContext* context,
+                                       const v1::StartPhaseRequest* request,
+                                       v1::StartPhaseResponse* response) override;
+  grpc::ServerUnaryReactor* AbortMigration(grpc::CallbackServerContext* context,
+                                           const v1::AbortMigrationRequest* request,
+                                           v1::MigrationInfo* response) override;
+
  private:
   const AgentRegistry* const registry_;
   TaskTracker* const tasks_;
+  MigrationManager* const migrations_;
 };
 
 }  // namespace pghaul::controller

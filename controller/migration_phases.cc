@@ -1,0 +1,546 @@
+#include "controller/migration_phases.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
+#include "common/time_proto.h"
+#include "controller/preflight_checks.h"
+#include "controller/verify_report.h"
+#include "nlohmann/json.hpp"
+
+namespace pghaul::controller {
+namespace {
+
+constexpr absl::Duration kPollInterval = absl::Milliseconds(250);
+
+v1::Task SqlTask(v1::SqlQuery::Query query, const std::string& migration_id = "") {
+  v1::Task task;
+  task.mutable_sql()->set_query(query);
+  if (!migration_id.empty()) task.mutable_sql()->set_migration_id(migration_id);
+  return task;
+}
+
+v1::Task ServiceTask(v1::ServiceAction::Action action) {
+  v1::Task task;
+  task.mutable_service()->set_action(action);
+  if (action == v1::ServiceAction::STOP) task.mutable_service()->set_stop_mode("fast");
+  return task;
+}
+
+v1::Task PgBackRestTask(const Plan& plan) {
+  v1::Task task;
+  task.mutable_pgbackrest()->set_migration_id(plan.name);
+  return task;
+}
+
+// Writes the migration's pgBackRest config on `agent_id` (with the secrets, which live only in
+// the agent's memory: sent again at the start of every phase, so an agent restart between
+// phases loses nothing).
+absl::Status Configure(PhaseContext& ctx, const std::string& agent_id) {
+  PGH_ASSIGN_OR_RETURN(v1::Secrets secrets, ctx.Secrets());
+  v1::Task task;
+  *task.mutable_configure_pgbackrest() = MakeConfigureTask(ctx.plan(), secrets);
+  return ctx.Run(agent_id, agent_id == ctx.plan().source_agent ? "configure-source"
+                                                               : "configure-target",
+                 std::move(task))
+      .status();
+}
+
+absl::StatusOr<uint64_t> ParseLsn(absl::string_view lsn) {
+  std::vector<absl::string_view> parts = absl::StrSplit(lsn, '/');
+  uint32_t high = 0, low = 0;
+  if (parts.size() != 2 || !absl::SimpleHexAtoi(parts[0], &high) ||
+      !absl::SimpleHexAtoi(parts[1], &low)) {
+    return absl::InvalidArgumentError(absl::StrCat("not an LSN: '", lsn, "'"));
+  }
+  return (static_cast<uint64_t>(high) << 32) | low;
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+// Polls the target until its replay LSN reaches `lsn` or `deadline` passes.
+absl::Status WaitReplay(PhaseContext& ctx, const std::string& step, uint64_t lsn,
+                        absl::Time deadline) {
+  if (ctx.dry_run()) return absl::OkStatus();
+  for (int poll = 0;; ++poll) {
+    PGH_ASSIGN_OR_RETURN(
+        v1::TaskResult result,
+        ctx.Run(ctx.plan().target_agent, step, SqlTask(v1::SqlQuery::LAST_REPLAY_LSN),
+                {.read_only = true}));
+    const std::string& replay = result.values().at("lsn");
+    if (!replay.empty()) {
+      PGH_ASSIGN_OR_RETURN(uint64_t replayed, ParseLsn(replay));
+      if (replayed >= lsn) return absl::OkStatus();
+    }
+    if (ctx.Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the target replayed only up to ", replay.empty() ? "nothing" : replay,
+          " by the deadline; it needs ", absl::StrFormat("%X/%X", lsn >> 32, lsn & 0xffffffff)));
+    }
+    if (!ctx.Sleep(kPollInterval)) return absl::CancelledError("stopped while waiting");
+  }
+}
+
+absl::Status Preflight(PhaseContext& ctx) {
+  const Plan& plan = ctx.plan();
+  PGH_RETURN_IF_ERROR(Configure(ctx, plan.source_agent));
+  PGH_RETURN_IF_ERROR(Configure(ctx, plan.target_agent));
+  v1::Task facts;
+  facts.mutable_gather_facts();
+  std::vector<absl::StatusOr<v1::TaskResult>> gathered =
+      ctx.RunAll({{plan.source_agent, "facts-source", facts, {.read_only = true}},
+                  {plan.target_agent, "facts-target", facts, {.read_only = true}}});
+  v1::Task info = PgBackRestTask(plan);
+  info.mutable_pgbackrest()->mutable_info();
+  PGH_ASSIGN_OR_RETURN(v1::TaskResult stanza,
+                       ctx.Run(plan.source_agent, "stanza-info", info,
+                               {.read_only = true, .allow_failure = true}));
+  if (ctx.dry_run()) return absl::OkStatus();
+
+  PreflightInput input;
+  input.plan = &plan;
+  input.source_agent = plan.source_agent;
+  input.target_agent = plan.target_agent;
+  input.source_online = gathered[0].ok();
+  input.target_online = gathered[1].ok();
+  if (gathered[0].ok()) input.source = gathered[0]->facts();
+  if (gathered[1].ok()) input.target = gathered[1]->facts();
+  // info "fails" on a stanza that does not exist yet (status code 1) but still prints its JSON,
+  // which is what the stanza check reads; only an info without output is an error.
+  if (stanza.state() == v1::TaskResult::SUCCEEDED || !stanza.info_json().empty()) {
+    input.stanza_info_json = stanza.info_json();
+    input.stanza_status_code = stanza.repository_status_code();
+  } else {
+    input.stanza_info_error = stanza.message();
+  }
+  std::vector<v1::CheckResult> checks = RunPreflightChecks(input);
+  PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& record) {
+    record.mutable_info()->clear_preflight();
+    for (const v1::CheckResult& check : checks) *record.mutable_info()->add_preflight() = check;
+  }));
+  std::vector<std::string> failed;
+  for (const v1::CheckResult& check : checks) {
+    if (check.status() == "fail") {
+      failed.push_back(check.name());
+      ctx.Event("error", absl::StrCat("check ", check.name(), " failed: ", check.message(),
+                                      check.fix().empty() ? "" : " (fix: " + check.fix() + ")"));
+    } else if (check.status() == "warn") {
+      ctx.Event("warn", absl::StrCat("check ", check.name(), ": ", check.message()));
+    }
+  }
+  if (!PreflightPassed(checks)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        failed.size(), " preflight check(s) failed: ", absl::StrJoin(failed, ", "),
+        ". `pghaul status ", plan.name, "` shows each with its fix; nothing was changed on "
+        "either host."));
+  }
+  ctx.Event("info", absl::StrCat("all ", checks.size(), " preflight checks pass"));
+  return absl::OkStatus();
+}
+
+absl::Status PrepareSource(PhaseContext& ctx) {
+  const Plan& plan = ctx.plan();
+  PGH_RETURN_IF_ERROR(Configure(ctx, plan.source_agent));
+  // Journaled before the change, so an abort after a crash here still puts it back.
+  PGH_RETURN_IF_ERROR(
+      ctx.Update([](v1::MigrationRecord& record) { record.set_source_archiving_enabled(true); }));
+  PGH_ASSIGN_OR_RETURN(
+      v1::TaskResult archiving,
+      ctx.Run(plan.source_agent, "enable-archiving",
+              SqlTask(v1::SqlQuery::ENABLE_ARCHIVING, plan.name)));
+  auto restart = archiving.values().find("restart_needed");
+  if (restart != archiving.values().end() && restart->second == "true") {
+    if (!plan.source_restart_allowed) {
+      return absl::FailedPreconditionError(
+          "archive_mode is off on the source and turning it on needs a restart, which the plan "
+          "does not allow: set `source_restart_allowed: true` in the plan (the restart happens "
+          "inside the window, if any), or set archive_mode = on and restart the source "
+          "yourself, then run this phase again");
+    }
+    ctx.Event("info", "restarting the source to turn archive_mode on (the plan allows it)");
+    PGH_RETURN_IF_ERROR(
+        ctx.Update([](v1::MigrationRecord& record) { record.set_source_restarted(true); }));
+    PGH_RETURN_IF_ERROR(
+        ctx.Run(plan.source_agent, "restart", ServiceTask(v1::ServiceAction::RESTART)).status());
+  }
+  v1::Task create = PgBackRestTask(plan);
+  create.mutable_pgbackrest()->mutable_stanza_create();
+  PGH_RETURN_IF_ERROR(ctx.Run(plan.source_agent, "stanza-create", create).status());
+  v1::Task check = PgBackRestTask(plan);
+  check.mutable_pgbackrest()->mutable_check();
+  PGH_RETURN_IF_ERROR(ctx.Run(plan.source_agent, "check", check).status());
+  ctx.Event("info", absl::StrCat("the source archives WAL into stanza ", plan.stanza,
+                                 " and pgbackrest check passes"));
+  return absl::OkStatus();
+}
+
+absl::Status Backup(PhaseContext& ctx) {
+  const Plan& plan = ctx.plan();
+  v1::MigrationRecord record = ctx.record();
+  PGH_RETURN_IF_ERROR(Configure(ctx, plan.source_agent));
+  v1::Task backup = PgBackRestTask(plan);
+  v1::PgBackRestBackup* options = backup.mutable_pgbackrest()->mutable_backup();
+  options->set_type(record.request().backup_type().empty() ? plan.backup.type
+                                                           : record.request().backup_type());
+  options->set_process_max(static_cast<uint32_t>(plan.backup.process_max));
+  options->set_compress_type(plan.backup.compress_type);
+  ctx.Event("info", absl::StrCat(options->type(), " backup of ", plan.source_agent,
+                                 " into stanza ", plan.stanza, " started"));
+  PGH_RETURN_IF_ERROR(
+      ctx.Run(plan.source_agent, "backup", backup, {.track_progress = true}).status());
+  v1::Task info = PgBackRestTask(plan);
+  info.mutable_pgbackrest()->mutable_info();
+  PGH_ASSIGN_OR_RETURN(v1::TaskResult listed,
+                       ctx.Run(plan.source_agent, "info", info, {.read_only = true}));
+  if (ctx.dry_run()) return absl::OkStatus();
+  std::string label;
+  uint64_t bytes = 0;
+  nlohmann::json json = nlohmann::json::parse(listed.info_json(), nullptr, false);
+  if (json.is_array() && !json.empty() && json[0].contains("backup") &&
+      json[0]["backup"].is_array() && !json[0]["backup"].empty()) {
+    const nlohmann::json& last = json[0]["backup"].back();
+    label = last.value("label", "");
+    if (last.contains("info") && last["info"].is_object()) {
+      bytes = last["info"].value("size", uint64_t{0});
+    }
+  }
+  if (label.empty()) {
+    return absl::DataLossError(
+        "the backup finished but `pgbackrest info` lists no backup in the stanza; see the "
+        "source agent's log");
+  }
+  PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
+    r.mutable_info()->set_backup_label(label);
+    r.mutable_info()->set_backup_bytes(bytes);
+  }));
+  ctx.Event("info", absl::StrCat("backup ", label, " done: ", HumanBytes(bytes), " of data"));
+  return absl::OkStatus();
+}
+
+absl::Status Restore(PhaseContext& ctx) {
+  const Plan& plan = ctx.plan();
+  v1::MigrationRecord record = ctx.record();
+  const bool standby = record.info().restore_mode() == "standby";
+  std::string set = record.request().set().empty() ? record.info().backup_label()
+                                                   : record.request().set();
+  PGH_RETURN_IF_ERROR(Configure(ctx, plan.target_agent));
+  PGH_RETURN_IF_ERROR(
+      ctx.Update([](v1::MigrationRecord& r) { r.set_target_restored(true); }));
+  PGH_RETURN_IF_ERROR(
+      ctx.Run(plan.target_agent, "stop-target", ServiceTask(v1::ServiceAction::STOP)).status());
+  v1::Task restore = PgBackRestTask(plan);
+  v1::PgBackRestRestore* options = restore.mutable_pgbackrest()->mutable_restore();
+  options->set_delta(true);
+  options->set_set(set);
+  options->set_process_max(static_cast<uint32_t>(plan.backup.process_max));
+  if (standby) {
+    options->set_type("standby");
+    options->set_target_timeline("current");
+  } else {
+    options->set_type("immediate");
+    options->set_target_action("promote");
+  }
+  ctx.Event("info", absl::StrCat("restoring ", set.empty() ? "the latest backup" : set, " on ",
+                                 plan.target_agent, " as a ", standby ? "standby" : "rehearsal",
+                                 " copy"));
+  PGH_RETURN_IF_ERROR(
+      ctx.Run(plan.target_agent, "restore", restore, {.track_progress = true}).status());
+  PGH_RETURN_IF_ERROR(
+      ctx.Run(plan.target_agent, "start-target", ServiceTask(v1::ServiceAction::START)).status());
+  if (ctx.dry_run()) return absl::OkStatus();
+  absl::Time deadline = ctx.Now() + absl::Minutes(30);
+  for (int poll = 0;; ++poll) {
+    PGH_ASSIGN_OR_RETURN(v1::TaskResult replay,
+                         ctx.Run(plan.target_agent, "recovery-state",
+                                 SqlTask(v1::SqlQuery::LAST_REPLAY_LSN), {.read_only = true}));
+    bool in_recovery = replay.values().at("in_recovery") == "true";
+    if (standby && in_recovery) {
+      ctx.Event("info", absl::StrCat("the target is a standby following the archive, replayed "
+                                     "up to ", replay.values().at("lsn")));
+      return absl::OkStatus();
+    }
+    if (!standby && !in_recovery) {
+      ctx.Event("info", "the rehearsal copy reached consistency and was promoted");
+      return absl::OkStatus();
+    }
+    if (standby && !in_recovery) {
+      return absl::FailedPreconditionError(
+          "the target left recovery after a standby restore; it is no longer following the "
+          "source: restore again");
+    }
+    if (ctx.Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          "the rehearsal copy did not finish recovery within 30 minutes; see the target's "
+          "PostgreSQL log");
+    }
+    if (!ctx.Sleep(kPollInterval)) return absl::CancelledError("stopped while waiting");
+  }
+}
+
+absl::Status Verify(PhaseContext& ctx) {
+  const Plan& plan = ctx.plan();
+  v1::MigrationRecord record = ctx.record();
+  v1::Task checksums = SqlTask(v1::SqlQuery::TABLE_CHECKSUMS);
+  ctx.Event("info", "computing row counts and checksums of every table on both sides");
+  std::vector<absl::StatusOr<v1::TaskResult>> sums =
+      ctx.RunAll({{plan.source_agent, "checksums-source", checksums, {.read_only = true}},
+                  {plan.target_agent, "checksums-target", checksums, {.read_only = true}}});
+  for (const auto& sum : sums) PGH_RETURN_IF_ERROR(sum.status());
+  std::vector<std::pair<std::string, std::string>> checks;
+  for (const std::string& path : plan.checks) {
+    auto found = record.check_files().find(path);
+    if (found == record.check_files().end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the application check ", path, " was not stored with the plan: apply the plan again"));
+    }
+    checks.emplace_back(path.substr(path.rfind('/') + 1), found->second);
+  }
+  std::vector<std::pair<absl::StatusOr<v1::TaskResult>, absl::StatusOr<v1::TaskResult>>> ran;
+  for (size_t i = 0; i < checks.size(); ++i) {
+    v1::Task task;
+    task.mutable_check()->set_name(checks[i].first);
+    task.mutable_check()->set_sql(checks[i].second);
+    StepOptions options{.read_only = true, .allow_failure = true};
+    std::vector<absl::StatusOr<v1::TaskResult>> both =
+        ctx.RunAll({{plan.source_agent, absl::StrCat("check-", i + 1, "-source"), task, options},
+                    {plan.target_agent, absl::StrCat("check-", i + 1, "-target"), task, options}});
+    ran.emplace_back(std::move(both[0]), std::move(both[1]));
+  }
+  if (ctx.dry_run()) return absl::OkStatus();
+
+  std::map<std::string, std::string> source(sums[0]->values().begin(), sums[0]->values().end());
+  std::map<std::string, std::string> target(sums[1]->values().begin(), sums[1]->values().end());
+  v1::VerifyReport report = CompareChecksums(source, target);
+  for (size_t i = 0; i < checks.size(); ++i) {
+    PGH_RETURN_IF_ERROR(ran[i].first.status());
+    PGH_RETURN_IF_ERROR(ran[i].second.status());
+    AddApplicationCheck(
+        CompareApplicationCheck(checks[i].first, *ran[i].first, *ran[i].second), &report);
+  }
+  *report.mutable_finished_at() = ToProto(ctx.Now());
+  PGH_RETURN_IF_ERROR(
+      ctx.Update([&](v1::MigrationRecord& r) { *r.mutable_info()->mutable_verify() = report; }));
+  std::string summary = SummarizeVerify(report);
+  if (!report.passed()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "verify found differences: ", summary, ". `pghaul status ", plan.name,
+        "` lists every one"));
+  }
+  ctx.Event("info", absl::StrCat("verified: ", summary));
+  return absl::OkStatus();
+}
+
+absl::Status Cutover(PhaseContext& ctx) {
+  const Plan& plan = ctx.plan();
+  v1::MigrationRecord record = ctx.record();
+  if (record.target_promoted()) return absl::OkStatus();
+  if (record.info().restore_mode() != "standby") {
+    return absl::FailedPreconditionError(
+        "cutover needs a target that follows the source's archive: run `pghaul restore " +
+        plan.name + " --mode standby` first (the last restore was a rehearsal copy)");
+  }
+  PGH_RETURN_IF_ERROR(Configure(ctx, plan.source_agent));
+  PGH_RETURN_IF_ERROR(Configure(ctx, plan.target_agent));
+
+  if (!record.source_fenced()) {
+    // Catch up first, so the fenced time covers only the last segment.
+    PGH_ASSIGN_OR_RETURN(v1::TaskResult pre,
+                         ctx.Run(plan.source_agent, "catch-up-switch",
+                                 SqlTask(v1::SqlQuery::SWITCH_WAL), {.read_only = true}));
+    if (!ctx.dry_run()) {
+      PGH_ASSIGN_OR_RETURN(uint64_t lsn, ParseLsn(pre.values().at("lsn")));
+      ctx.Event("info", absl::StrCat("waiting for the target to replay up to ",
+                                     pre.values().at("lsn"), " before fencing"));
+      PGH_RETURN_IF_ERROR(WaitReplay(ctx, "catch-up", lsn, ctx.Now() + absl::Minutes(30)));
+    }
+    PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
+      r.set_source_fenced(true);
+      *r.mutable_fenced_at() = ToProto(ctx.Now());
+    }));
+    ctx.Event("info", "fencing the source: read-only, other sessions ended");
+  }
+  PGH_RETURN_IF_ERROR(
+      ctx.Run(plan.source_agent, "fence", SqlTask(v1::SqlQuery::FENCE_READ_ONLY)).status());
+  absl::Time fenced_at = FromProto(ctx.record().fenced_at());
+  absl::Time deadline = fenced_at + plan.cutover.max_downtime;
+
+  auto lift_fence = [&](const absl::Status& why) -> absl::Status {
+    ctx.Event("error", absl::StrCat("cutover stopped before promotion: ", why.message(),
+                                    "; lifting the fence"));
+    PGH_RETURN_IF_ERROR(
+        ctx.Run(plan.source_agent, "unfence", SqlTask(v1::SqlQuery::UNFENCE)).status());
+    PGH_RETURN_IF_ERROR(
+        ctx.Update([](v1::MigrationRecord& r) { r.set_source_fenced(false); }));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "cutover gave up before promoting the target: ", why.message(),
+        ". The source is writable again and nothing was lost; look at the archiving and the "
+        "target's replay (pghaul status), then run cutover again"));
+  };
+
+  PGH_ASSIGN_OR_RETURN(v1::TaskResult final_switch,
+                       ctx.Run(plan.source_agent, "final-switch",
+                               SqlTask(v1::SqlQuery::SWITCH_WAL)));
+  if (!ctx.dry_run()) {
+    const std::string walfile = final_switch.values().at("walfile");
+    PGH_ASSIGN_OR_RETURN(uint64_t final_lsn, ParseLsn(final_switch.values().at("lsn")));
+    ctx.Event("info", absl::StrCat("final WAL position ", final_switch.values().at("lsn"),
+                                   "; waiting for ", walfile, " to be archived"));
+    while (true) {
+      PGH_ASSIGN_OR_RETURN(v1::TaskResult archiver,
+                           ctx.Run(plan.source_agent, "archiver",
+                                   SqlTask(v1::SqlQuery::STAT_ARCHIVER), {.read_only = true}));
+      const std::string& last = archiver.values().at("last_archived_wal");
+      if (last.size() == walfile.size() && last >= walfile) break;
+      if (ctx.Now() >= deadline) {
+        return lift_fence(absl::DeadlineExceededError(absl::StrCat(
+            walfile, " was not archived within max_downtime (last archived: ",
+            last.empty() ? "none" : last, ")")));
+      }
+      if (!ctx.Sleep(kPollInterval)) return absl::CancelledError("stopped while waiting");
+    }
+    absl::Status replayed = WaitReplay(ctx, "final-replay", final_lsn, deadline);
+    if (absl::IsDeadlineExceeded(replayed)) return lift_fence(replayed);
+    PGH_RETURN_IF_ERROR(replayed);
+    ctx.Event("info", "the target replayed the source's last WAL");
+  }
+  if (plan.fence == FenceMethod::kStop) {
+    PGH_RETURN_IF_ERROR(
+        ctx.Run(plan.source_agent, "stop-source", ServiceTask(v1::ServiceAction::STOP)).status());
+  }
+  PGH_RETURN_IF_ERROR(
+      ctx.Run(plan.target_agent, "promote", SqlTask(v1::SqlQuery::PROMOTE)).status());
+  double downtime = absl::ToDoubleSeconds(ctx.Now() - fenced_at);
+  PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
+    r.set_target_promoted(true);
+    r.mutable_info()->set_downtime_seconds(downtime);
+  }));
+  ctx.Event("info", absl::StrFormat("the target is promoted; the source was fenced for %.1f s",
+                                    downtime));
+  return absl::OkStatus();
+}
+
+absl::Status Finish(PhaseContext& ctx) {
+  const Plan& plan = ctx.plan();
+  ctx.Event("info", absl::StrCat("migration complete: ", plan.target_agent,
+                                 " is the primary; ", plan.source_agent, " is left ",
+                                 plan.fence == FenceMethod::kStop ? "stopped" : "read-only",
+                                 " and must not be unfenced while applications use the target"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const std::vector<std::string>& AllPhases() {
+  static const auto* phases = new std::vector<std::string>{
+      std::string(kPhasePreflight), std::string(kPhasePrepareSource), std::string(kPhaseBackup),
+      std::string(kPhaseRestore),   std::string(kPhaseVerify),        std::string(kPhaseCutover),
+      std::string(kPhaseFinish)};
+  return *phases;
+}
+
+int PhaseIndex(absl::string_view phase) {
+  const auto& phases = AllPhases();
+  auto it = std::find(phases.begin(), phases.end(), phase);
+  return it == phases.end() ? -1 : static_cast<int>(it - phases.begin());
+}
+
+absl::Status RunPhase(absl::string_view phase, PhaseContext& ctx) {
+  if (phase == kPhasePreflight) return Preflight(ctx);
+  if (phase == kPhasePrepareSource) return PrepareSource(ctx);
+  if (phase == kPhaseBackup) return Backup(ctx);
+  if (phase == kPhaseRestore) return Restore(ctx);
+  if (phase == kPhaseVerify) return Verify(ctx);
+  if (phase == kPhaseCutover) return Cutover(ctx);
+  if (phase == kPhaseFinish) return Finish(ctx);
+  return absl::InvalidArgumentError(absl::StrCat("unknown phase '", phase, "'"));
+}
+
+absl::Status RunAbort(PhaseContext& ctx) {
+  const Plan& plan = ctx.plan();
+  v1::MigrationRecord record = ctx.record();
+  if (record.target_promoted()) {
+    return absl::FailedPreconditionError(
+        "the target was promoted: a cutover cannot be aborted after promotion");
+  }
+  if (record.source_fenced()) {
+    PGH_RETURN_IF_ERROR(
+        ctx.Run(plan.source_agent, "unfence", SqlTask(v1::SqlQuery::UNFENCE)).status());
+    PGH_RETURN_IF_ERROR(ctx.Update([](v1::MigrationRecord& r) { r.set_source_fenced(false); }));
+    ctx.Event("info", "the source's fence is lifted: it accepts writes again");
+  }
+  if (record.source_archiving_enabled()) {
+    PGH_ASSIGN_OR_RETURN(v1::TaskResult restored,
+                         ctx.Run(plan.source_agent, "restore-archiving",
+                                 SqlTask(v1::SqlQuery::RESTORE_ARCHIVING, plan.name),
+                                 {.allow_failure = true}));
+    if (restored.state() != v1::TaskResult::SUCCEEDED) {
+      ctx.Event("warn", absl::StrCat("the source's archiving settings were not put back: ",
+                                     restored.message()));
+    } else {
+      auto restart = restored.values().find("restart_needed");
+      if (restart != restored.values().end() && restart->second == "true") {
+        if (record.source_restarted()) {
+          ctx.Event("info", "restarting the source to put archive_mode back");
+          PGH_RETURN_IF_ERROR(
+              ctx.Run(plan.source_agent, "restart", ServiceTask(v1::ServiceAction::RESTART))
+                  .status());
+        } else {
+          ctx.Event("warn",
+                    "archive_mode goes back to its old value at the source's next restart");
+        }
+      }
+      ctx.Event("info", "the source's archive_mode and archive_command are as before");
+    }
+    PGH_RETURN_IF_ERROR(ctx.Update([](v1::MigrationRecord& r) {
+      r.set_source_archiving_enabled(false);
+      r.set_source_restarted(false);
+    }));
+  }
+  if (record.target_restored()) {
+    PGH_RETURN_IF_ERROR(
+        ctx.Run(plan.target_agent, "stop-target", ServiceTask(v1::ServiceAction::STOP))
+            .status());
+    ctx.Event("info", "the target is stopped");
+  }
+  return absl::OkStatus();
+}
+
+bool MayStartNow(absl::string_view phase, const Plan& plan, const v1::StartPhaseRequest& request,
+                 absl::Time when, std::string* why) {
+  const bool gated = phase == kPhasePrepareSource || phase == kPhaseBackup ||
+                     phase == kPhaseCutover;
+  if (!gated) return true;
+  if (request.has_not_before() && when < FromProto(request.not_before())) {
+    *why = absl::StrCat("waiting until ",
+                        absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", FromProto(request.not_before()),
+                                         absl::LocalTimeZone()),
+                        " (--at) to start ", phase);
+    return false;
+  }
+  if (plan.window.has_value() && !plan.window->Contains(when)) {
+    *why = absl::StrFormat("waiting for the off-peak window %02d:%02d-%02d:%02d %s to start %s",
+                           plan.window->start_minute / 60, plan.window->start_minute % 60,
+                           plan.window->end_minute / 60, plan.window->end_minute % 60,
+                           plan.window->timezone, std::string(phase));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace pghaul::controller
