@@ -3,21 +3,34 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <functional>
+#include <initializer_list>
 #include <optional>
+#include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "absl/types/span.h"
 #include "cli/agent_table.h"
 #include "cli/commands_agents.h"
+#include "cli/commands_demo.h"
+#include "cli/commands_migrations.h"
 #include "cli/commands_tasks.h"
 #include "cli/controller_client.h"
 #include "cli/exit_codes.h"
 #include "cli/json_output.h"
+#include "cli/migration_follow.h"
+#include "cli/migration_table.h"
 #include "cli/task_input.h"
+#include "common/validators.h"
 #include "common/version.h"
 
 namespace pghaul::cli {
@@ -42,11 +55,57 @@ struct Invocation {
   std::string task_file;
   std::string task_json;
   bool wait = false;
+  // Migrations.
+  std::string migration_id;
+  std::string plan_file;
+  bool dry_run = false;
+  bool replace = false;
+  bool detach = false;
+  std::string until;
+  std::string backup_type;
+  std::string restore_mode;
+  std::string set;
+  std::string at;
 };
 
-int ReportError(const absl::Status& status, std::ostream& err) {
-  err << "pghaul: " << Printable(status.message()) << "\n";
+// A command kept in a file of its own (`demo`): its subcommand in the tree, and what runs it
+// once parsed, given stdout and stderr, returning the exit status.
+using PluggedCommand =
+    std::pair<CLI::App*, std::function<int(std::ostream& out, std::ostream& err)>>;
+
+// Prints the one error line. With `multi_line` (the problems of a plan, one per line), each
+// line of the message is printed on its own line, still with control characters escaped.
+int ReportError(const absl::Status& status, std::ostream& err, bool multi_line = false) {
+  if (!multi_line) {
+    err << "pghaul: " << Printable(status.message()) << "\n";
+  } else {
+    std::vector<std::string> lines;
+    for (absl::string_view line : absl::StrSplit(status.message(), '\n')) {
+      lines.push_back(Printable(line));
+    }
+    err << "pghaul: " << absl::StrJoin(lines, "\n") << "\n";
+  }
   return ExitCodeForStatus(status);
+}
+
+// A CLI11 check that `value` is one of `allowed`; CLI11 puts the flag's name in front.
+std::function<std::string(const std::string&)> OneOf(absl::Span<const absl::string_view> allowed) {
+  return [allowed](const std::string& value) -> std::string {
+    absl::Status status = CheckChoice("", value, allowed);
+    return status.ok() ? "" : std::string(status.message());
+  };
+}
+
+std::string Joined(absl::Span<const absl::string_view> values) {
+  return absl::StrJoin(values, "|");
+}
+
+// The one of `commands` that was parsed, or null.
+CLI::App* ParsedOneOf(std::initializer_list<CLI::App*> commands) {
+  for (CLI::App* command : commands) {
+    if (command->parsed()) return command;
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -91,9 +150,9 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
   // Not require_subcommand(1): CLI11 would then report a misspelt command as a missing one.
   app.require_subcommand(0, 1);
   app.footer(
-      "Exit status: 0 success, 1 a task failed (task submit --wait), 64 bad usage, 65 unknown id "
-      "or rejected input, 69 controller unreachable or too slow, 70 internal error (75, 76, 77: "
-      "see docs/cli.md).");
+      "Exit status: 0 success, 1 a migration or task failed (phase commands, watch, task submit "
+      "--wait), 64 bad usage, 65 unknown id or rejected input, 69 controller unreachable or too "
+      "slow, 70 internal error (75, 76, 77: see docs/cli.md).");
   app.add_option("--controller", invocation.controller,
                  "Address (host:port) of the controller's gRPC port")
       ->envname("PGHAUL_CONTROLLER")
@@ -179,6 +238,174 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
   task_submit->add_flag("--wait", invocation.wait,
                         "Wait for the task to end; exit 0 if it succeeded, 1 if not");
 
+  // Migrations (docs/cli.md). Every phase command follows the migration until it stops, unless
+  // --detach; watch's rules decide the exit status.
+  CLI::App* plan = app.add_subcommand("plan", "Plans of migrations: plan apply FILE");
+  plan->require_subcommand(0, 1);
+  CLI::App* plan_apply = plan->add_subcommand(
+      "apply",
+      "Validate a plan file (docs/plan.md) and store it as a migration named after the plan; the "
+      "application check files its `checks` lists are read here and sent along");
+  plan_apply->add_option("FILE", invocation.plan_file, "The plan, in YAML")->required();
+  plan_apply->add_flag("--dry-run", invocation.dry_run,
+                       "Only validate the plan: the controller stores nothing");
+  plan_apply->add_flag("--replace", invocation.replace,
+                       "Replace the plan of an existing migration that has not started a phase");
+  plan_apply->footer(
+      "Examples:\n  pghaul plan apply /etc/pghaul/legacy-to-new.yaml --dry-run\n"
+      "  pghaul plan apply /etc/pghaul/legacy-to-new.yaml\n\n"
+      "A rejected plan lists every problem, one per line (exit status 65).");
+
+  CLI::App* migrations = app.add_subcommand(
+      "migrations", "List the migrations: id, state, phase, source -> target, last update");
+  migrations->footer(
+      "Example:\n  pghaul migrations\n  pghaul migrations -o json | jq -r "
+      "'.[] | select(.state == \"failed\") | .migration_id'");
+
+  CLI::App* status_command = app.add_subcommand(
+      "status",
+      "Show one migration: its phases with timings, progress, preflight checks, verify report, "
+      "backup, downtime, last events, and what happens next");
+  status_command->add_option("MIG", invocation.migration_id, "The migration's id (its plan's name)")
+      ->required();
+  status_command->footer("Example:\n  pghaul status legacy-to-new");
+
+  CLI::App* watch = app.add_subcommand(
+      "watch",
+      "Follow a migration live: its events as they happen, and a progress bar with rate and ETA "
+      "during backup and restore; ends when it stops running (exit 0 when it completed or its "
+      "goal phase succeeded, 1 when it failed or was aborted)");
+  watch->add_option("MIG", invocation.migration_id, "The migration's id")->required();
+  watch->footer("Example:\n  pghaul watch legacy-to-new");
+
+  const std::string detach_help =
+      "Return once the controller accepted the request, instead of following the migration";
+  const std::string dry_run_help =
+      "Start nothing; print the tasks each agent would run, with every field";
+  auto add_mig = [&invocation](CLI::App* command) {
+    command->add_option("MIG", invocation.migration_id, "The migration's id")->required();
+  };
+
+  CLI::App* run = app.add_subcommand(
+      "run",
+      "Run the migration's phases in order, from the first that has not succeeded, through "
+      "--until (default: finish), and follow it");
+  add_mig(run);
+  run->add_option("--until", invocation.until,
+                  absl::StrCat("The last phase to run: ", Joined(kPhaseNames)))
+      ->check(OneOf(kPhaseNames), "")
+      ->type_name("PHASE");
+  run->add_option("--mode", invocation.restore_mode,
+                  "Restore mode: rehearsal (a promoted copy, default) or standby (follows the "
+                  "archive; cutover needs it)")
+      ->check(OneOf(kRestoreModes), "")
+      ->type_name(Joined(kRestoreModes));
+  run->add_flag("--dry-run", invocation.dry_run, dry_run_help);
+  run->add_flag("--detach", invocation.detach, detach_help);
+  run->footer(
+      "Examples:\n  pghaul run legacy-to-new --until backup --dry-run\n"
+      "  pghaul run legacy-to-new --until verify --mode standby\n\n"
+      "Exit status: 0 when the phases ran succeeded, 1 when the migration failed or was "
+      "aborted.");
+
+  CLI::App* preflight = app.add_subcommand(
+      "preflight",
+      "Check that a physical copy from the source to the target is safe (versions, architecture, "
+      "block and WAL sizes, collation, extensions, disk, repository, stanza); changes nothing");
+  add_mig(preflight);
+  preflight->add_flag("--dry-run", invocation.dry_run, dry_run_help);
+  preflight->add_flag("--detach", invocation.detach, detach_help);
+  preflight->footer(
+      "Example:\n  pghaul preflight legacy-to-new && pghaul status legacy-to-new\n\n"
+      "Exit status: 0 when no check failed (warnings allowed), 1 otherwise.");
+
+  CLI::App* backup = app.add_subcommand(
+      "backup", "Take the migration's backup of the source (after preflight and prepare-source)");
+  add_mig(backup);
+  backup
+      ->add_option("--type", invocation.backup_type,
+                   "full, diff or incr (default: the plan's backup.type)")
+      ->check(OneOf(kBackupTypes), "")
+      ->type_name(Joined(kBackupTypes));
+  backup
+      ->add_option("--at", invocation.at,
+                   "Do not start before this local time of day (today if still ahead, else "
+                   "tomorrow); the plan's window still applies")
+      ->check(
+          [](const std::string& text) -> std::string {
+            absl::StatusOr<int> minutes = ParseTimeOfDay(text);
+            return minutes.ok() ? "" : std::string(minutes.status().message());
+          },
+          "")
+      ->type_name("HH:MM");
+  backup->add_flag("--dry-run", invocation.dry_run, dry_run_help);
+  backup->add_flag("--detach", invocation.detach, detach_help);
+  backup->footer(
+      "Examples:\n  pghaul backup legacy-to-new --type full --at 02:00 --detach\n"
+      "  pghaul backup legacy-to-new --type incr");
+
+  CLI::App* restore = app.add_subcommand(
+      "restore",
+      "Restore the migration's backup on the target, overwriting its data directory "
+      "(only if the plan's target.allow_overwrite says so)");
+  add_mig(restore);
+  restore
+      ->add_option("--mode", invocation.restore_mode,
+                   "rehearsal (a promoted copy, default) or standby (follows the archive; "
+                   "cutover needs it)")
+      ->check(OneOf(kRestoreModes), "")
+      ->type_name(Joined(kRestoreModes));
+  restore
+      ->add_option("--set", invocation.set,
+                   "The backup to restore (a pgBackRest label); default: the migration's latest")
+      ->check(
+          [](const std::string& label) -> std::string {
+            absl::Status valid = ValidateBackupLabel(label);
+            return valid.ok() ? "" : std::string(valid.message());
+          },
+          "")
+      ->type_name("LABEL");
+  restore->add_flag("--dry-run", invocation.dry_run, dry_run_help);
+  restore->add_flag("--detach", invocation.detach, detach_help);
+  restore->footer(
+      "Examples:\n  pghaul restore legacy-to-new --mode rehearsal\n"
+      "  pghaul restore legacy-to-new --mode standby --set 20231114-221320F");
+
+  CLI::App* verify = app.add_subcommand(
+      "verify",
+      "Compare source and target: row counts and a checksum per table, and the plan's "
+      "application checks; a mismatch fails the phase and names the tables");
+  add_mig(verify);
+  verify->add_flag("--dry-run", invocation.dry_run, dry_run_help);
+  verify->add_flag("--detach", invocation.detach, detach_help);
+  verify->footer("Example:\n  pghaul verify legacy-to-new && pghaul status legacy-to-new");
+
+  CLI::App* cutover = app.add_subcommand(
+      "cutover",
+      "Fence the source, let the standby target replay its last WAL, compare, and promote the "
+      "target; the downtime is recorded");
+  add_mig(cutover);
+  cutover->add_flag("--dry-run", invocation.dry_run, dry_run_help);
+  cutover->add_flag("--detach", invocation.detach, detach_help);
+  cutover->footer(
+      "Example:\n  pghaul cutover legacy-to-new --dry-run\n"
+      "  pghaul cutover legacy-to-new");
+
+  CLI::App* abort_command = app.add_subcommand(
+      "abort",
+      "Stop what the migration runs and put the source back as it was (archiving settings, "
+      "fence); the target is stopped. Not possible once cutover promoted the target");
+  add_mig(abort_command);
+  abort_command->add_flag("--detach", invocation.detach, detach_help);
+  abort_command->footer(
+      "Example:\n  pghaul abort legacy-to-new\n\n"
+      "Exit status: 0 when the migration ended aborted.");
+
+  // Commands kept in files of their own add themselves here, one line each (a PluggedCommand: the
+  // subcommand, and the function that runs it once it was parsed).
+  std::vector<PluggedCommand> plugged;
+  plugged.push_back(AddDemoCommand(app));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -198,6 +425,19 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
     err << "pghaul: task needs a subcommand: list, show, cancel or submit\n"
         << "Run 'pghaul task --help'.\n";
     return kExitUsage;
+  }
+  if (plan->parsed() && plan->get_subcommands().empty()) {
+    err << "pghaul: plan needs a subcommand: apply\n"
+        << "Run 'pghaul plan --help'.\n";
+    return kExitUsage;
+  }
+  for (const PluggedCommand& command : plugged) {
+    if (!command.first->parsed()) continue;
+    try {
+      return command.second(out, err);
+    } catch (const std::exception& e) {
+      return ReportError(absl::InternalError(absl::StrCat("unexpected error: ", e.what())), err);
+    }
   }
   if (task_submit->parsed() && file_option->count() == 0 && json_option->count() == 0) {
     err << "pghaul: task submit needs the task: --file FILE or --json TEXT\n"
@@ -221,6 +461,17 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
     if (!text.ok()) return text.status();
     return CommandOutput::Success(*std::move(text));
   };
+  // Following a migration (watch, phase commands) prints events as they arrive.
+  FollowEnvironment follow;
+  follow.clock = context.clock;
+  follow.sleep = context.sleep;
+  follow.zone = absl::LocalTimeZone();
+  follow.out = &out;
+  follow.err = &err;
+  if (context.err_terminal_columns > 0) {
+    follow.terminal = &err;
+    follow.terminal_columns = context.err_terminal_columns;
+  }
   try {
     ControllerClient client(invocation.controller, call_timeout);
     if (show->parsed()) {
@@ -264,6 +515,38 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
         }
         result = RunSubmitTask(client, submission, *format, wait_environment);
       }
+    } else if (plan_apply->parsed()) {
+      PlanApplication application;
+      application.path = invocation.plan_file;
+      application.dry_run = invocation.dry_run;
+      application.replace = invocation.replace;
+      result = printed(RunApplyPlan(client, application, *format));
+    } else if (migrations->parsed()) {
+      result = printed(RunListMigrations(client, *format, now));
+    } else if (status_command->parsed()) {
+      result =
+          printed(RunMigrationStatus(client, invocation.migration_id, *format, now, follow.zone));
+    } else if (watch->parsed()) {
+      result = RunWatch(client, invocation.migration_id, *format, follow);
+    } else if (abort_command->parsed()) {
+      result =
+          RunAbortMigration(client, invocation.migration_id, invocation.detach, *format, follow);
+    } else if (CLI::App* phase = ParsedOneOf({run, preflight, backup, restore, verify, cutover})) {
+      PhaseCommand command;
+      command.migration_id = invocation.migration_id;
+      command.command = phase->get_name();
+      command.until = invocation.until;
+      command.backup_type = invocation.backup_type;
+      command.restore_mode = invocation.restore_mode;
+      command.set = invocation.set;
+      command.dry_run = invocation.dry_run;
+      command.detach = invocation.detach;
+      if (!invocation.at.empty()) {
+        absl::StatusOr<absl::Time> at = NextOccurrence(invocation.at, now, follow.zone);
+        if (!at.ok()) return ReportError(at.status(), err);
+        command.not_before = *at;
+      }
+      result = RunPhaseCommand(client, command, *format, follow);
     } else {
       result = absl::InternalError("no command ran; this is a bug in pghaul's command table");
     }
@@ -271,7 +554,11 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
     // Nothing here is meant to throw; std::bad_alloc and friends still must not escape main.
     result = absl::InternalError(absl::StrCat("unexpected error: ", e.what()));
   }
-  if (!result.ok()) return ReportError(result.status(), err);
+  if (!result.ok()) {
+    // A rejected plan lists its problems one per line.
+    bool plan_problems = plan_apply->parsed() && absl::IsInvalidArgument(result.status());
+    return ReportError(result.status(), err, plan_problems);
+  }
   out << result->out;
   out.flush();
   if (!out) return kExitSoftware;

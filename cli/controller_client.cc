@@ -107,6 +107,68 @@ absl::StatusOr<v1::TaskInfo> ControllerClient::CancelTask(absl::string_view task
   return CallError(status, "CancelTask");
 }
 
+absl::StatusOr<v1::MigrationInfo> ControllerClient::ApplyPlan(const v1::ApplyPlanRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  v1::MigrationInfo response;
+  grpc::Status status = stub_->ApplyPlan(&context, request, &response);
+  if (!status.ok()) return CallError(status, "ApplyPlan");
+  return response;
+}
+
+absl::StatusOr<v1::ListMigrationsResponse> ControllerClient::ListMigrations() {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  v1::ListMigrationsResponse response;
+  grpc::Status status = stub_->ListMigrations(&context, v1::ListMigrationsRequest(), &response);
+  if (!status.ok()) return CallError(status, "ListMigrations");
+  return response;
+}
+
+absl::StatusOr<v1::MigrationInfo> ControllerClient::GetMigration(absl::string_view migration_id,
+                                                                 uint64_t events_after,
+                                                                 uint32_t max_events) {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  v1::GetMigrationRequest request;
+  request.set_migration_id(std::string(migration_id));
+  request.set_events_after(events_after);
+  request.set_max_events(max_events);
+  v1::MigrationInfo response;
+  grpc::Status status = stub_->GetMigration(&context, request, &response);
+  if (!status.ok()) return CallError(status, "GetMigration");
+  return response;
+}
+
+absl::StatusOr<v1::StartPhaseResponse> ControllerClient::StartPhase(
+    const v1::StartPhaseRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  v1::StartPhaseResponse response;
+  grpc::Status status = stub_->StartPhase(&context, request, &response);
+  if (status.ok()) return response;
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+      channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY && !request.dry_run()) {
+    // The request may have arrived and only the answer been late.
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the controller at ", address_, " did not answer StartPhase within ",
+        absl::FormatDuration(timeout_), "; the ", request.command(), " of ", request.migration_id(),
+        " may have started: `pghaul status ", request.migration_id(), "` tells"));
+  }
+  return CallError(status, "StartPhase");
+}
+
+absl::StatusOr<v1::MigrationInfo> ControllerClient::AbortMigration(absl::string_view migration_id) {
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  v1::AbortMigrationRequest request;
+  request.set_migration_id(std::string(migration_id));
+  v1::MigrationInfo response;
+  grpc::Status status = stub_->AbortMigration(&context, request, &response);
+  if (!status.ok()) return CallError(status, "AbortMigration");
+  return response;
+}
+
 void ControllerClient::SetDeadline(grpc::ClientContext* context) const {
   context->set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout_));
 }

@@ -68,6 +68,33 @@ class ControllerClient {
   // when the controller cannot pass the cancel on (the agent is offline).
   absl::StatusOr<v1::TaskInfo> CancelTask(absl::string_view task_id);
 
+  // Migrations (docs/cli.md). Each returns the controller's status unchanged but for the
+  // connection errors described above.
+
+  // Validates a plan and stores it as a migration (with dry_run, only validates). The controller's
+  // errors: InvalidArgument listing every problem of the plan (one per line); AlreadyExists for a
+  // migration of that name without `replace`; FailedPrecondition for `replace` of a migration
+  // that has started a phase.
+  absl::StatusOr<v1::MigrationInfo> ApplyPlan(const v1::ApplyPlanRequest& request);
+
+  // Every migration the controller has stored.
+  absl::StatusOr<v1::ListMigrationsResponse> ListMigrations();
+
+  // One migration with its events of sequence number above `events_after`, at most `max_events`
+  // of them, the newest (0: the controller's default, 50). NotFound for an unknown id.
+  absl::StatusOr<v1::MigrationInfo> GetMigration(absl::string_view migration_id,
+                                                 uint64_t events_after = 0,
+                                                 uint32_t max_events = 0);
+
+  // Starts phases in the background (or, with dry_run, lists the tasks they would send). The
+  // controller's errors: NotFound for an unknown id; InvalidArgument for a bad field;
+  // FailedPrecondition when the migration is busy, aborted, or an earlier phase is missing.
+  absl::StatusOr<v1::StartPhaseResponse> StartPhase(const v1::StartPhaseRequest& request);
+
+  // Asks the controller to abort a migration; returns it as it is now (usually "aborting").
+  // NotFound for an unknown id; FailedPrecondition once cutover has promoted the target.
+  absl::StatusOr<v1::MigrationInfo> AbortMigration(absl::string_view migration_id);
+
   const std::string& address() const { return address_; }
   absl::Duration timeout() const { return timeout_; }
   // The deadline of the calls made from now on (`task submit --wait` shortens it near its end).
