@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: installs pghaul's Debian packages, builds it into build/, and runs
-# the local demo (scripts/demo.sh). Needs root on Debian 12. Arguments go to demo.sh (--keep).
+# `build/cli/pghaul demo` (docs/demo.md): a whole migration between two throwaway PostgreSQL 15
+# clusters on this machine. Needs root on Debian 12. Arguments go to `pghaul demo` (--keep,
+# --scale N, --dir DIR).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${PGHAUL_BUILD_DIR:-$repo/build}"
@@ -17,4 +19,4 @@ echo "== build ($build)"
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target pghaul-agent pghaul-controller pghaul
 echo "== demo"
-exec bash "$repo/scripts/demo.sh" "$@"
+exec "$build/cli/pghaul" demo "$@"
