@@ -28,8 +28,8 @@ namespace pghaul::cli {
 inline constexpr absl::string_view kBackupTypes[] = {"full", "diff", "incr"};
 inline constexpr absl::string_view kRestoreModes[] = {"rehearsal", "standby"};
 // Commands that start phases (StartPhaseRequest.command).
-inline constexpr absl::string_view kPhaseCommands[] = {"run", "backup", "restore", "verify",
-                                                       "cutover"};
+inline constexpr absl::string_view kPhaseCommands[] = {"run",     "preflight", "backup",
+                                                       "restore", "verify",    "cutover"};
 
 // Plan files and check files are read whole; larger ones are refused.
 inline constexpr size_t kMaxPlanFileBytes = 1 << 20;
