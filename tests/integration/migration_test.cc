@@ -724,5 +724,23 @@ TEST_F(RefusedMigrationTest, SourceAndTargetThatAreTheSameClusterFailPreflight) 
   ExpectNothingChanged();
 }
 
+TEST_F(RefusedMigrationTest, DryRunPrintsWhatEachAgentWouldRunAndChangesNothing) {
+  PGH_ASSERT_OK(ApplyPlan(PosixPlan("dry")));
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult dry,
+                           Cli({"run", "dry", "--until", "cutover", "--dry-run"}));
+  ASSERT_EQ(dry.exit_code, 0) << dry.stderr_text;
+  std::cout << dry.stdout_text;
+  // Every phase's commands, each with its agent: the archiving change and stanza-create on the
+  // source, the backup, and the restore on the target.
+  for (const char* expected : {"legacy", "target", "ENABLE_ARCHIVING", "stanza-create", "backup",
+                               "restore", "PROMOTE"}) {
+    EXPECT_TRUE(absl::StrContains(dry.stdout_text, expected))
+        << "no " << expected << " in:\n" << dry.stdout_text;
+  }
+  PGH_ASSERT_OK_AND_ASSIGN(json status, Status("dry"));
+  EXPECT_EQ(Str(status, "state"), "planned") << status.dump(2);
+  ExpectNothingChanged();
+}
+
 }  // namespace
 }  // namespace pghaul::integration
