@@ -204,8 +204,9 @@ std::string SavedArchivingPath(const PgBackRestEnvironment& env, absl::string_vi
 }
 
 std::string ArchiveCommandFor(absl::string_view binary, absl::string_view config_path,
-                              absl::string_view stanza) {
+                              absl::string_view config_include_path, absl::string_view stanza) {
   return absl::StrCat(ShellWord(binary), " ", ShellWord(absl::StrCat("--config=", config_path)),
+                      " ", ShellWord(absl::StrCat("--config-include-path=", config_include_path)),
                       " ", ShellWord(absl::StrCat("--stanza=", stanza)), " archive-push %p");
 }
 
@@ -217,13 +218,17 @@ absl::StatusOr<std::map<std::string, std::string>> EnableArchiving(const Postgre
   PGH_RETURN_IF_ERROR(ValidateStanza(stanza));
   PGH_RETURN_IF_ERROR(ValidateBinary(env));
   const std::string config = ConfigPath(env, migration_id);
-  struct stat st;
-  if (stat(config.c_str(), &st) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("no pgBackRest config for migration ", migration_id, " at ", config,
-                     ": run ConfigurePgBackRest first; nothing was changed"));
+  const std::string include_path = ConfigIncludePath(env, migration_id);
+  // archive-push fails on a missing explicit include path (pgBackRest error 073).
+  for (const std::string& needed : {config, include_path}) {
+    struct stat st;
+    if (stat(needed.c_str(), &st) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("no pgBackRest config for migration ", migration_id, " at ", needed,
+                       ": run ConfigurePgBackRest first; nothing was changed"));
+    }
   }
-  const std::string command = ArchiveCommandFor(env.binary, config, stanza);
+  const std::string command = ArchiveCommandFor(env.binary, config, include_path, stanza);
 
   PgSessionOptions options;
   options.statement_timeout = kStatementTimeout;

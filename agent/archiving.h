@@ -8,8 +8,11 @@
 //   EnableArchiving: saves archive_mode and archive_command as found (once: a later call keeps
 //        |           the first save) to <state_dir>/pgbackrest/<migration_id>/
 //        |           archiving-before.json (0600), then ALTER SYSTEM SET archive_mode = on and
-//        |           archive_command = '<pgbackrest> --config=... --stanza=... archive-push %p',
-//        |           reload. archive_mode needs a restart to change: restart_needed says so.
+//        |           archive_command = '<pgbackrest> --config=... --config-include-path=...
+//        |           --stanza=... archive-push %p', reload. archive_mode needs a restart to
+//        |           change: restart_needed says so. The include path (conf.d) holds the
+//        |           repository secrets, which PostgreSQL's archiver needs whether the agent
+//        |           runs or not.
 //        v
 //   RestoreArchiving: for each setting, ALTER SYSTEM SET it back to the saved value when it came
 //                     from postgresql.auto.conf before, or ALTER SYSTEM RESET it (so the value
@@ -34,22 +37,23 @@ namespace pghaul::agent {
 // <state_dir>/pgbackrest/<migration_id>/archiving-before.json
 std::string SavedArchivingPath(const PgBackRestEnvironment& env, absl::string_view migration_id);
 
-// `<binary> --config=<config_path> --stanza=<stanza> archive-push %p`. PostgreSQL runs it through
-// /bin/sh after expanding its %-escapes, so a word holding anything but [A-Za-z0-9_./=:,+-] is
-// single-quoted for the shell, and every '%' of the paths is doubled.
+// `<binary> --config=<config_path> --config-include-path=<config_include_path> --stanza=<stanza>
+// archive-push %p`. PostgreSQL runs it through /bin/sh after expanding its %-escapes, so a word
+// holding anything but [A-Za-z0-9_./=:,+-] is single-quoted for the shell, and every '%' of the
+// paths is doubled. Only paths: the secrets stay in the file under the include path.
 std::string ArchiveCommandFor(absl::string_view binary, absl::string_view config_path,
-                              absl::string_view stanza);
+                              absl::string_view config_include_path, absl::string_view stanza);
 
-// ENABLE_ARCHIVING for `migration_id`, whose pgBackRest config (ConfigPath) must exist and whose
-// stanza is `stanza` (from the SecretStore). Values: restart_needed ("true" while the running
-// archive_mode is neither on nor always), archive_mode_before, archive_command_before (the
-// running values found by this call), changed ("false" when archive_command already was this one
-// and archive_mode already on, so a second call before the restart says "true" again). An
-// archive_mode of `always` is kept as it is. Errors:
+// ENABLE_ARCHIVING for `migration_id`, whose pgBackRest config (ConfigPath) and include path
+// (ConfigIncludePath) must exist and whose stanza is `stanza` (from the SecretStore). Values:
+// restart_needed ("true" while the running archive_mode is neither on nor always),
+// archive_mode_before, archive_command_before (the running values found by this call), changed
+// ("false" when archive_command already was this one and archive_mode already on, so a second call
+// before the restart says "true" again). An archive_mode of `always` is kept as it is. Errors:
 //   InvalidArgument     a bad migration id or stanza, or a binary path that is not absolute.
-//   FailedPrecondition  no config for the migration; archive_library is set (pghaul archives
-//                       through archive_command, which archive_library would override); the
-//                       server refused ALTER SYSTEM (e.g. not a superuser); the new
+//   FailedPrecondition  no config or include path for the migration; archive_library is set
+//                       (pghaul archives through archive_command, which archive_library would
+//                       override); the server refused ALTER SYSTEM (e.g. not a superuser); the new
 //                       archive_command is not in effect after the reload; the settings are not
 //                       visible to the agent's database user.
 //   Unavailable, DeadlineExceeded, Internal: as RunSqlQuery; Internal/PermissionDenied when

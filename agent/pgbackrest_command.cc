@@ -3,9 +3,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/validators.h"
-#include "common/task_names.h"
 #include "common/status_macros.h"
+#include "common/task_names.h"
+#include "common/validators.h"
 
 namespace pghaul::agent {
 namespace {
@@ -96,6 +96,9 @@ absl::StatusOr<std::vector<std::string>> BuildPgBackRestArgv(const PgBackRestEnv
   std::vector<std::string> argv = {
       env.binary,
       absl::StrCat("--config=", ConfigPath(env, command.migration_id())),
+      // The secrets (secrets.conf). Given explicitly because with an explicit --config
+      // pgBackRest reads no include path by default; restore copies it into restore_command.
+      absl::StrCat("--config-include-path=", ConfigIncludePath(env, command.migration_id())),
       absl::StrCat("--stanza=", stanza),
       name,
   };

@@ -13,9 +13,11 @@
 
 namespace pghaul::agent {
 
-
-// {binary, "--config=<ConfigPath>", "--stanza=<stanza>", <command>, options...}; `version` is just
-// {binary, "version"}. Options per command:
+// {binary, "--config=<ConfigPath>", "--config-include-path=<ConfigIncludePath>",
+// "--stanza=<stanza>", <command>, options...}; `version` is just {binary, "version"}. The include
+// path holds the repository secrets (secrets.conf); restore copies it, with --config and
+// --stanza, into the restore_command it writes, so PostgreSQL's archive-get finds them too.
+// Options per command:
 //   info:    --output=json
 //   backup:  --type=full|diff|incr (required), [--process-max=N], [--compress-type=T]
 //   restore: [--delta], [--type=T], [--target=X] (only and always for time/lsn),
@@ -37,7 +39,8 @@ std::vector<std::string> WithRunAsPrefix(const PgBackRestEnvironment& env,
                                          std::vector<std::string> argv);
 
 // The child's whole environment: PATH=/usr/bin:/bin, LANG=C.UTF-8, HOME=<state_dir>, then
-// SecretEnvironment(secrets). Nothing is inherited from the agent.
+// SecretEnvironment(secrets) (the same values as secrets.conf; kept so that a child never
+// depends on the file alone). Nothing is inherited from the agent.
 std::vector<std::string> PgBackRestChildEnvironment(const PgBackRestEnvironment& env,
                                                     const v1::Secrets& secrets);
 

@@ -1,16 +1,21 @@
 #include "agent/pgbackrest_config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/validators.h"
 #include "common/files.h"
 #include "common/status_macros.h"
+#include "common/validators.h"
 
 namespace pghaul::agent {
 namespace {
@@ -21,13 +26,37 @@ absl::Status Annotated(absl::Status status, absl::string_view context) {
   return Annotate(status, context);
 }
 
-// Secrets are checked without ever echoing them.
+constexpr char kSecretsFileName[] = "secrets.conf";
+// Temporaries are "secrets.conf.tmp.XXXXXX": not "*.conf", so pgBackRest never reads one.
+constexpr char kSecretsTempInfix[] = ".tmp.";
+
+// Secrets are checked without ever echoing them. They must survive both an environment variable
+// (no NUL) and a line of secrets.conf (no line break; pgBackRest trims whitespace around values).
 absl::Status ValidateSecret(absl::string_view value, absl::string_view name) {
   if (absl::StrContains(value, '\0')) {
     return absl::InvalidArgumentError(
         absl::StrCat("secret ", name, " contains a NUL byte, which no environment can carry"));
   }
+  if (absl::StrContains(value, '\n') || absl::StrContains(value, '\r')) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "secret ", name,
+        " contains a line break, which pgBackRest's configuration file (read by PostgreSQL's "
+        "archive_command and restore_command) cannot hold"));
+  }
+  if (!value.empty() && (absl::ascii_isspace(static_cast<unsigned char>(value.front())) ||
+                         absl::ascii_isspace(static_cast<unsigned char>(value.back())))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "secret ", name,
+        " starts or ends with whitespace, which pgBackRest drops when it reads the secret from "
+        "its configuration file (as PostgreSQL's archive_command and restore_command do)"));
+  }
   return absl::OkStatus();
+}
+
+absl::Status ValidateSecrets(const v1::Secrets& secrets) {
+  PGH_RETURN_IF_ERROR(ValidateSecret(secrets.s3_key(), "s3_key"));
+  PGH_RETURN_IF_ERROR(ValidateSecret(secrets.s3_key_secret(), "s3_key_secret"));
+  return ValidateSecret(secrets.cipher_pass(), "cipher_pass");
 }
 
 absl::Status RequireSecret(absl::string_view value, absl::string_view name, absl::string_view why) {
@@ -173,6 +202,96 @@ absl::Status Chown(const std::string& path, const PgBackRestEnvironment& env) {
   return absl::OkStatus();
 }
 
+absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int err) {
+  std::string message = absl::StrCat(what, " '", path, "': ", strerrordesc_np(err));
+  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
+  return absl::InternalError(message);
+}
+
+// fsync of a directory, so that a rename or unlink in it survives a crash.
+absl::Status SyncDirectory(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("cannot open directory", dir, errno);
+  int rc = fsync(fd);
+  int err = errno;
+  close(fd);
+  if (rc != 0) return ErrnoStatus("cannot fsync directory", dir, err);
+  return absl::OkStatus();
+}
+
+// conf.d, created if missing and forced to 0700 and the run-as owner if it was there already.
+absl::Status MakePrivateDirectory(const std::string& dir, const PgBackRestEnvironment& env) {
+  PGH_RETURN_IF_ERROR(MakeDirectories(dir, 0700));
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0) return ErrnoStatus("cannot stat", dir, errno);
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", dir, "' is not a directory (a symbolic link?): remove it and configure again"));
+  }
+  if (chmod(dir.c_str(), 0700) != 0) return ErrnoStatus("cannot chmod", dir, errno);
+  return Chown(dir, env);
+}
+
+// Writes `contents` to `path` (in `dir`) so that no other user can ever read it: mkostemp
+// creates the temporary with 0600, fchmod makes that exact whatever the umask, fchown gives it
+// to the run-as user, all before anything is written; then fsync, rename, fsync of `dir`.
+absl::Status WritePrivateFile(const std::string& dir, const std::string& path,
+                              absl::string_view contents, const PgBackRestEnvironment& env) {
+  std::string temp = absl::StrCat(path, kSecretsTempInfix, "XXXXXX");
+  int fd = mkostemp(temp.data(), O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("cannot create a temporary file like", temp, errno);
+  auto fail = [&](absl::string_view what, int err) {
+    close(fd);
+    unlink(temp.c_str());
+    return ErrnoStatus(what, temp, err);
+  };
+  if (fchmod(fd, 0600) != 0) return fail("cannot chmod", errno);
+  if (env.run_as_uid != static_cast<uid_t>(-1) && fchown(fd, env.run_as_uid, env.run_as_gid) != 0) {
+    return fail("cannot chown", errno);
+  }
+  size_t written = 0;
+  while (written < contents.size()) {
+    ssize_t n = write(fd, contents.data() + written, contents.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("cannot write", errno);
+    written += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) return fail("cannot fsync", errno);
+  if (close(fd) != 0) {
+    int err = errno;
+    unlink(temp.c_str());
+    return ErrnoStatus("cannot close", temp, err);
+  }
+  if (rename(temp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    unlink(temp.c_str());
+    return ErrnoStatus("cannot rename into", path, err);
+  }
+  return SyncDirectory(dir);
+}
+
+// Removes secrets.conf and any temporary of it a crash left behind.
+absl::Status RemoveSecretsFiles(const std::string& dir) {
+  DIR* listing = opendir(dir.c_str());
+  if (listing == nullptr) return ErrnoStatus("cannot list", dir, errno);
+  const std::string temp_prefix = absl::StrCat(kSecretsFileName, kSecretsTempInfix);
+  std::vector<std::string> doomed;
+  while (dirent* entry = readdir(listing)) {
+    absl::string_view name = entry->d_name;
+    if (name == kSecretsFileName || absl::StartsWith(name, temp_prefix)) {
+      doomed.push_back(absl::StrCat(dir, "/", name));
+    }
+  }
+  closedir(listing);
+  if (doomed.empty()) return absl::OkStatus();
+  for (const std::string& path : doomed) {
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoStatus("cannot remove", path, errno);
+    }
+  }
+  return SyncDirectory(dir);
+}
+
 }  // namespace
 
 absl::Status ValidateEnvironment(const PgBackRestEnvironment& env) {
@@ -207,14 +326,20 @@ std::string LogPath(const PgBackRestEnvironment& env, absl::string_view migratio
   return absl::StrCat(MigrationDirectory(env, migration_id), "/log");
 }
 
+std::string ConfigIncludePath(const PgBackRestEnvironment& env, absl::string_view migration_id) {
+  return absl::StrCat(MigrationDirectory(env, migration_id), "/conf.d");
+}
+
+std::string SecretsConfigPath(const PgBackRestEnvironment& env, absl::string_view migration_id) {
+  return absl::StrCat(ConfigIncludePath(env, migration_id), "/", kSecretsFileName);
+}
+
 absl::StatusOr<std::string> RenderPgBackRestConfig(const PgBackRestEnvironment& env,
                                                    const v1::ConfigurePgBackRest& task) {
   PGH_RETURN_IF_ERROR(Annotated(ValidateEnvironment(env), "agent configuration"));
   PGH_RETURN_IF_ERROR(ValidateMigrationId(task.migration_id()));
   PGH_RETURN_IF_ERROR(ValidateStanza(task.stanza()));
-  PGH_RETURN_IF_ERROR(ValidateSecret(task.secrets().s3_key(), "s3_key"));
-  PGH_RETURN_IF_ERROR(ValidateSecret(task.secrets().s3_key_secret(), "s3_key_secret"));
-  PGH_RETURN_IF_ERROR(ValidateSecret(task.secrets().cipher_pass(), "cipher_pass"));
+  PGH_RETURN_IF_ERROR(ValidateSecrets(task.secrets()));
   uint32_t process_max = task.process_max() == 0 ? 1 : task.process_max();
   PGH_RETURN_IF_ERROR(ValidateProcessMax(process_max));
   std::string compress_type = task.compress_type().empty() ? "lz4" : task.compress_type();
@@ -225,7 +350,8 @@ absl::StatusOr<std::string> RenderPgBackRestConfig(const PgBackRestEnvironment& 
   ini.Comment(absl::StrCat("Written by pghaul-agent for migration ", task.migration_id(),
                            ". Do not edit: ConfigurePgBackRest rewrites it."));
   ini.Comment(
-      "Secrets are not here: pgBackRest gets them from its environment (PGBACKREST_REPO1_*).");
+      "Secrets are not here: they are in conf.d/secrets.conf (0600), read through "
+      "--config-include-path.");
   ini.Section("global");
   PGH_RETURN_IF_ERROR(RenderRepository(env, task.repository(), task.secrets(), ini));
   ini.Set("log-path", absl::StrCat(dir, "/log"));
@@ -271,10 +397,42 @@ absl::StatusOr<std::string> WritePgBackRestConfig(const PgBackRestEnvironment& e
     PGH_RETURN_IF_ERROR(MakeDirectories(path, 0750));
     PGH_RETURN_IF_ERROR(Chown(path, env));
   }
+  PGH_RETURN_IF_ERROR(WriteSecretsConfig(env, task.migration_id(), task.secrets()));
   const std::string path = ConfigPath(env, task.migration_id());
   PGH_RETURN_IF_ERROR(WriteFileAtomically(path, text, 0600));
   PGH_RETURN_IF_ERROR(Chown(path, env));
   return path;
+}
+
+absl::StatusOr<std::string> RenderSecretsConfig(const v1::Secrets& secrets) {
+  PGH_RETURN_IF_ERROR(ValidateSecrets(secrets));
+  if (secrets.s3_key().empty() && secrets.s3_key_secret().empty() &&
+      secrets.cipher_pass().empty()) {
+    return std::string();
+  }
+  IniWriter ini;
+  ini.Comment(
+      "Written by pghaul-agent: the repository secrets, for PostgreSQL's archive_command and "
+      "restore_command.");
+  ini.Comment(
+      "Readable by the database's OS user only. ConfigurePgBackRest rewrites or removes it.");
+  ini.Section("global");
+  if (!secrets.s3_key().empty()) ini.Set("repo1-s3-key", secrets.s3_key());
+  if (!secrets.s3_key_secret().empty()) ini.Set("repo1-s3-key-secret", secrets.s3_key_secret());
+  if (!secrets.cipher_pass().empty()) ini.Set("repo1-cipher-pass", secrets.cipher_pass());
+  std::string text = ini.Take();
+  PGH_RETURN_IF_ERROR(CheckIniSafe(text));
+  return text;
+}
+
+absl::Status WriteSecretsConfig(const PgBackRestEnvironment& env, absl::string_view migration_id,
+                                const v1::Secrets& secrets) {
+  PGH_RETURN_IF_ERROR(ValidateMigrationId(migration_id));
+  PGH_ASSIGN_OR_RETURN(std::string text, RenderSecretsConfig(secrets));
+  const std::string dir = ConfigIncludePath(env, migration_id);
+  PGH_RETURN_IF_ERROR(MakePrivateDirectory(dir, env));
+  if (text.empty()) return RemoveSecretsFiles(dir);
+  return WritePrivateFile(dir, SecretsConfigPath(env, migration_id), text, env);
 }
 
 std::vector<std::string> SecretEnvironment(const v1::Secrets& secrets) {

@@ -3,9 +3,15 @@
 // and spool directories, so two migrations (or two hosts sharing a repository filesystem) never
 // share a lock or a log.
 //
-// Secrets (S3 keys, the cipher passphrase) are never written: pgBackRest gets them from the
-// child's environment (PGBACKREST_REPO1_S3_KEY, ...), and the agent keeps them in memory only, in
-// a SecretStore, for as long as it runs.
+// Secrets (S3 keys, the cipher passphrase) are not in pgbackrest.conf. They are in
+// <migration dir>/conf.d/secrets.conf (directory 0700, file 0600, owned by the database's OS
+// user), which every pgBackRest command line of the migration reads through
+// --config-include-path. They must be on disk because PostgreSQL runs pgBackRest by itself,
+// whenever it wants and whether the agent runs or not: the source's archive_command
+// (archive-push) and the restored target's restore_command (archive-get, which pgBackRest's
+// restore writes with the options of its own command line). The children the agent starts also
+// get them in their environment (PGBACKREST_REPO1_*, from the SecretStore), which changes nothing
+// as the values are the same.
 #pragma once
 
 #include <sys/types.h>
@@ -58,6 +64,12 @@ std::string ConfigPath(const PgBackRestEnvironment& env, absl::string_view migra
 std::string LockPath(const PgBackRestEnvironment& env, absl::string_view migration_id);
 // <state_dir>/pgbackrest/<migration_id>/log (pgBackRest's log-path)
 std::string LogPath(const PgBackRestEnvironment& env, absl::string_view migration_id);
+// <state_dir>/pgbackrest/<migration_id>/conf.d: pgBackRest's config-include-path for the
+// migration. Always exists once the migration is configured (pgBackRest 2.45 fails with error 073
+// when an explicit include path is missing), holding secrets.conf or nothing.
+std::string ConfigIncludePath(const PgBackRestEnvironment& env, absl::string_view migration_id);
+// <state_dir>/pgbackrest/<migration_id>/conf.d/secrets.conf
+std::string SecretsConfigPath(const PgBackRestEnvironment& env, absl::string_view migration_id);
 
 // Validates `task` (every field against its grammar, paths against env.allowed_roots, secrets
 // present where the repository needs them) and renders the INI text. The text holds no secret.
@@ -75,12 +87,32 @@ std::string LogPath(const PgBackRestEnvironment& env, absl::string_view migratio
 absl::StatusOr<std::string> RenderPgBackRestConfig(const PgBackRestEnvironment& env,
                                                    const v1::ConfigurePgBackRest& task);
 
-// Renders and writes the config (atomically, mode 0600) and creates the migration's log, lock and
-// spool directories (0750); with env.run_as_uid set, chowns all of them (and
-// <state_dir>/pgbackrest) to that user. Returns the config's path. Errors: those of
-// RenderPgBackRestConfig; Internal/PermissionDenied naming the path that could not be written.
+// Renders and writes the config (atomically, mode 0600), creates the migration's log, lock and
+// spool directories (0750) and writes or removes its secrets (WriteSecretsConfig); with
+// env.run_as_uid set, chowns all of them (and <state_dir>/pgbackrest) to that user. Returns the
+// config's path. Errors: those of RenderPgBackRestConfig and WriteSecretsConfig;
+// Internal/PermissionDenied naming the path that could not be written.
 absl::StatusOr<std::string> WritePgBackRestConfig(const PgBackRestEnvironment& env,
                                                   const v1::ConfigurePgBackRest& task);
+
+// The text of secrets.conf: a comment, then [global] with repo1-s3-key, repo1-s3-key-secret and
+// repo1-cipher-pass, only the non-empty ones (pgBackRest 2.45 ignores those its repository type
+// does not use); "" when all are empty. Errors: InvalidArgument naming the secret (never its
+// value) when it cannot be an INI value: a NUL, CR or LF anywhere, or whitespace at either end
+// (pgBackRest trims values read from a file, so the archiver would use another secret than the
+// agent's children).
+absl::StatusOr<std::string> RenderSecretsConfig(const v1::Secrets& secrets);
+
+// Creates ConfigIncludePath (and forces it to mode 0700) and, when `secrets` holds any, writes
+// SecretsConfigPath: a temporary file in the same directory (whose name does not end in .conf,
+// so pgBackRest never reads it half-written), mode exactly 0600 and with env.run_as_uid set
+// chowned before it holds anything, fsync, rename over the old file (whatever that one's mode
+// was), fsync of the directory. Without secrets the file (and any temporary left by a crash) is
+// removed and the directory stays, empty. Errors: those of RenderSecretsConfig;
+// FailedPrecondition when conf.d is not a directory (e.g. a symlink); Internal/PermissionDenied
+// naming the path that could not be written, chowned or removed.
+absl::Status WriteSecretsConfig(const PgBackRestEnvironment& env, absl::string_view migration_id,
+                                const v1::Secrets& secrets);
 
 // The secrets as child environment entries ("PGBACKREST_REPO1_S3_KEY=..."), only the non-empty
 // ones: PGBACKREST_REPO1_S3_KEY, PGBACKREST_REPO1_S3_KEY_SECRET, PGBACKREST_REPO1_CIPHER_PASS.
@@ -92,8 +124,9 @@ struct ConfiguredMigration {
   v1::Secrets secrets;
 };
 
-// Migration id -> its stanza and secrets, in memory only (an agent restart forgets them and the
-// controller must send ConfigurePgBackRest again). Thread-safe.
+// Migration id -> its stanza and secrets, in memory (an agent restart forgets them and the
+// controller must send ConfigurePgBackRest again; secrets.conf on disk is for PostgreSQL's own
+// archive and restore commands). Thread-safe.
 class SecretStore {
  public:
   void Put(absl::string_view migration_id, ConfiguredMigration configured);

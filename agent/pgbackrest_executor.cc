@@ -48,10 +48,22 @@ class ConfigureExecutor : public TaskExecutor {
       return result;
     }
     secrets_->Put(task_.migration_id(), ConfiguredMigration{task_.stanza(), task_.secrets()});
-    context.Log("agent", absl::StrCat("wrote ", *path, " for stanza ", task_.stanza()));
+    // Names the file, never what it holds.
+    const std::string secrets_path = SecretsConfigPath(env_, task_.migration_id());
+    const bool has_secrets = !task_.secrets().s3_key().empty() ||
+                             !task_.secrets().s3_key_secret().empty() ||
+                             !task_.secrets().cipher_pass().empty();
+    context.Log("agent",
+                absl::StrCat("wrote ", *path, " for stanza ", task_.stanza(), "; ",
+                             has_secrets ? absl::StrCat("repository secrets in ", secrets_path,
+                                                        " (mode 0600)")
+                                         : absl::StrCat("no repository secrets (", secrets_path,
+                                                        " removed if it was there)")));
     result.set_state(v1::TaskResult::SUCCEEDED);
     result.set_message(absl::StrCat("wrote ", *path));
     result.mutable_values()->insert({"config_path", *path});
+    result.mutable_values()->insert(
+        {"config_include_path", ConfigIncludePath(env_, task_.migration_id())});
     return result;
   }
 
@@ -112,14 +124,17 @@ class CommandExecutor : public TaskExecutor {
   v1::TaskResult Run(TaskContext& context) override {
     v1::TaskResult result;
     if (!command_.has_version()) {
-      std::string config = ConfigPath(env_, command_.migration_id());
-      struct stat st;
-      if (stat(config.c_str(), &st) != 0) {
-        result.set_state(v1::TaskResult::FAILED);
-        result.set_message(absl::StrCat("no pgBackRest config for migration ",
-                                        command_.migration_id(), " at ", config,
-                                        ": run ConfigurePgBackRest first; nothing ran"));
-        return result;
+      // pgBackRest fails on a missing explicit include path too (error 073).
+      for (const std::string& needed : {ConfigPath(env_, command_.migration_id()),
+                                        ConfigIncludePath(env_, command_.migration_id())}) {
+        struct stat st;
+        if (stat(needed.c_str(), &st) != 0) {
+          result.set_state(v1::TaskResult::FAILED);
+          result.set_message(absl::StrCat("no pgBackRest config for migration ",
+                                          command_.migration_id(), " at ", needed,
+                                          ": run ConfigurePgBackRest first; nothing ran"));
+          return result;
+        }
       }
     }
     if (!command_.has_restore()) return RunPgBackRest(context);
@@ -187,7 +202,7 @@ class CommandExecutor : public TaskExecutor {
     // after Wait() is harmless. A cancel between the check above and here reaches the process
     // before Start(), and Wait() then ends it at once.
     context.OnCancel([process] { process->Cancel(); });
-    // argv holds no secret (they are in the environment only).
+    // argv holds no secret (they are in secrets.conf and the environment).
     context.Log("agent", absl::StrCat("running ", absl::StrJoin(argv_, " ")));
     if (absl::Status started = process->Start(); !started.ok()) {
       result.set_state(v1::TaskResult::FAILED);

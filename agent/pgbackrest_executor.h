@@ -1,12 +1,14 @@
-// Executors for the pgBackRest tasks: ConfigurePgBackRest (write the agent-owned config, keep the
-// secrets in memory) and PgBackRestCommand (run one pgBackRest command of the closed catalogue).
+// Executors for the pgBackRest tasks: ConfigurePgBackRest (write the agent-owned config and the
+// migration's conf.d/secrets.conf, keep stanza and secrets in memory too) and PgBackRestCommand
+// (run one pgBackRest command of the closed catalogue).
 //
 // Lifecycle of a command task:
 //
 //   Make*Executor: validate every field, look up the migration's stanza and secrets
 //        | error -> REFUSED (nothing ran)
 //        v
-//   Run: spawn pgBackRest (own process group, explicit environment holding the secrets)
+//   Run: spawn pgBackRest (own process group, --config-include-path to the secrets file, and an
+//        explicit environment holding the same secrets)
 //        |-- every stdout/stderr line -> context.Log (info's JSON stdout goes to info_json)
 //        |-- backup/restore: per-file lines and the backup lock file -> context.ReportProgress
 //        |-- context cancelled -> SIGTERM to the group, SIGKILL after the grace period
@@ -43,8 +45,9 @@ namespace pghaul::agent {
 std::string KeptConfigDirectory(const PgBackRestEnvironment& env, absl::string_view migration_id);
 
 // For a task whose op is configure_pgbackrest. Validates and renders the config now (error:
-// InvalidArgument, i.e. REFUSED); Run writes it and then stores the stanza and secrets in
-// `secrets` under the migration id. `secrets` must outlive the executor.
+// InvalidArgument, i.e. REFUSED); Run writes it and the secrets file (WritePgBackRestConfig) and
+// then stores the stanza and secrets in `secrets` under the migration id. Result values:
+// config_path, config_include_path. `secrets` must outlive the executor.
 absl::StatusOr<std::unique_ptr<TaskExecutor>> MakeConfigureExecutor(
     const PgBackRestEnvironment& env, const v1::Task& task, SecretStore* secrets);
 

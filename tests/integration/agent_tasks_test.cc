@@ -8,10 +8,13 @@
 //
 // Both agents run as postgres, like PostgreSQL, and share one posix repository in a directory
 // listed in both agents' `roots`. PostgreSQL's archive_command uses the config file the agent
-// writes, <state_dir>/pgbackrest/<migration>/pgbackrest.conf, so archive-push and the agent's
-// commands see the same repository, lock and log paths.
+// writes, <state_dir>/pgbackrest/<migration>/pgbackrest.conf, and its include path conf.d (where
+// the repository secrets are), as ENABLE_ARCHIVING sets it, so archive-push and the agent's
+// commands see the same repository, secrets, lock and log paths.
 #include <dirent.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -194,6 +197,10 @@ class AgentTasksTest : public ::testing::Test {
   std::string AgentPgBackRestConfig(absl::string_view name) const {
     return absl::StrCat(AgentDir(name), "/state/pgbackrest/", kMigration, "/pgbackrest.conf");
   }
+  // Its include path, holding secrets.conf when the migration has secrets.
+  std::string AgentPgBackRestIncludePath(absl::string_view name) const {
+    return absl::StrCat(AgentDir(name), "/state/pgbackrest/", kMigration, "/conf.d");
+  }
 
   // A host namespace with a running PostgreSQL 15 cluster and its agent, online. A source
   // archives its WAL with pgBackRest through the config its agent writes for kMigration.
@@ -208,8 +215,10 @@ class AgentTasksTest : public ::testing::Test {
     if (archives) {
       pg.conf_lines = {
           "archive_mode = on",
-          absl::StrCat("archive_command = '/usr/bin/pgbackrest --config=",
-                       AgentPgBackRestConfig(name), " --stanza=", kStanza, " archive-push %p'"),
+          absl::StrCat(
+              "archive_command = '/usr/bin/pgbackrest --config=", AgentPgBackRestConfig(name),
+              " --config-include-path=", AgentPgBackRestIncludePath(name), " --stanza=", kStanza,
+              " archive-push %p'"),
       };
     }
     auto cluster = PgCluster::Create(dir_->path(), pg);
@@ -597,15 +606,30 @@ TEST_F(AgentTasksTest, BackupCompletesAcrossAControllerKillWithEveryEventJournal
   EXPECT_EQ(Str(info, "result.values.valid_backups"), "1") << info.dump(2);
 }
 
-TEST_F(AgentTasksTest, SecretsNeverAppearInCommandLinesLogsOrFiles) {
+// The secrets live in exactly one file, <state>/pgbackrest/m1/conf.d/secrets.conf (0600, owned by
+// postgres), because PostgreSQL's archiver runs archive-push without the agent: the repository is
+// encrypted, so Configure's `check` (which waits for PostgreSQL to archive a segment) passes only
+// when archive_command finds the cipher passphrase there.
+TEST_F(AgentTasksTest, SecretsLiveOnlyInThePrivateSecretsFileNeverInCommandLinesOrLogs) {
   PGH_ASSERT_OK_AND_ASSIGN(Host * legacy, AddHost("legacy", 11, /*archives=*/true));
   PGH_ASSERT_OK(LoadPgbench(*legacy->cluster, 2));
   // Distinctive, and different in every run.
   const std::string nonce = absl::StrCat(getpid(), absl::ToUnixMicros(absl::Now()));
   const std::string key = absl::StrCat("AKIAPGHAULKEY", nonce);
   const std::string secret = absl::StrCat("pghaul-s3-secret-", nonce, "-x7Qz");
-  Configure("legacy", /*source=*/true, {{"secrets", {{"s3_key", key}, {"s3_key_secret", secret}}}});
+  const std::string cipher_pass = absl::StrCat("pghaul-cipher-", nonce, "-Pq9w");
+  const std::vector<std::string> secrets = {key, secret, cipher_pass};
+  auto holds_a_secret = [&secrets](absl::string_view text) {
+    return std::any_of(secrets.begin(), secrets.end(),
+                       [text](const std::string& s) { return absl::StrContains(text, s); });
+  };
+  Configure(
+      "legacy", /*source=*/true,
+      {{"repository", {{"posix", {{"path", repo_path_}}}, {"cipher_type", "aes-256-cbc"}}},
+       {"secrets", {{"s3_key", key}, {"s3_key_secret", secret}, {"cipher_pass", cipher_pass}}}});
   if (HasFatalFailure()) return;
+  const std::string secrets_file =
+      absl::StrCat(AgentPgBackRestIncludePath("legacy"), "/secrets.conf");
 
   PGH_ASSERT_OK_AND_ASSIGN(
       Submitted submitted,
@@ -626,7 +650,7 @@ TEST_F(AgentTasksTest, SecretsNeverAppearInCommandLinesLogsOrFiles) {
     bool backup_seen = false;
     std::vector<ProcessInfo> processes = ListProcesses();
     for (const ProcessInfo& p : processes) {
-      if (absl::StrContains(p.raw_cmdline, key) || absl::StrContains(p.raw_cmdline, secret)) {
+      if (holds_a_secret(p.raw_cmdline)) {
         leaks.push_back(absl::StrCat("pid ", p.pid, ": ", p.CommandLine()));
       }
       if (p.IsPgBackRest() && p.HasArgument("backup") &&
@@ -660,32 +684,50 @@ TEST_F(AgentTasksTest, SecretsNeverAppearInCommandLinesLogsOrFiles) {
   PGH_ASSERT_OK(ShowTask("configure-legacy", 1000));
   PGH_ASSERT_OK_AND_ASSIGN(json listed, cli_->RunJson({"task", "list"}));
   cli_outputs_ += listed.dump();
-  EXPECT_FALSE(absl::StrContains(cli_outputs_, key));
-  EXPECT_FALSE(absl::StrContains(cli_outputs_, secret));
+  EXPECT_FALSE(holds_a_secret(cli_outputs_));
 
-  // Nor in any file below the test directory: agent and controller logs, the controller's
-  // journal, pgBackRest's config and logs, the repository, PostgreSQL's files and log. Everything
-  // is stopped first, so that logs are complete and no file changes or vanishes during the scan.
+  // In one file only below the test directory: not in agent and controller logs, the
+  // controller's journal, pgBackRest's config and logs (archive-push's too), the repository,
+  // PostgreSQL's files and log. Everything is stopped first, so that logs are complete and no
+  // file changes or vanishes during the scan.
   PGH_ASSERT_OK(legacy->agent->process()->Stop());
   PGH_ASSERT_OK(controller_->process()->Stop());
   PGH_ASSERT_OK(legacy->cluster->Stop("fast"));
   int files = 0;
+  std::vector<std::string> holders;
   for (const std::filesystem::directory_entry& entry :
        std::filesystem::recursive_directory_iterator(dir_->path())) {
     if (!entry.is_regular_file()) continue;
     ++files;
     auto contents = ReadFile(entry.path().string());
     ASSERT_TRUE(contents.ok()) << entry.path() << ": " << contents.status();
-    EXPECT_FALSE(absl::StrContains(*contents, key)) << entry.path();
-    EXPECT_FALSE(absl::StrContains(*contents, secret)) << entry.path();
+    if (holds_a_secret(*contents)) holders.push_back(entry.path().string());
   }
   std::cout << files << " files scanned under " << dir_->path() << "\n";
+  EXPECT_EQ(holders, std::vector<std::string>{secrets_file});
+  auto secrets_text = ReadFile(secrets_file);
+  ASSERT_TRUE(secrets_text.ok()) << secrets_text.status();
+  for (const std::string& s : secrets) EXPECT_TRUE(absl::StrContains(*secrets_text, s));
+  struct stat st;
+  ASSERT_EQ(stat(secrets_file.c_str(), &st), 0) << secrets_file;
+  EXPECT_EQ(st.st_mode & 07777, 0600u) << secrets_file;
+  const passwd* postgres = getpwnam(kPostgresOsUser);
+  ASSERT_NE(postgres, nullptr);
+  EXPECT_EQ(st.st_uid, postgres->pw_uid) << secrets_file;
+  ASSERT_EQ(stat(AgentPgBackRestIncludePath("legacy").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_EQ(st.st_uid, postgres->pw_uid);
   for (const std::string& path : {controller_->state_dir() + "/state.db", controller_->log_path(),
                                   legacy->agent->log_path(), AgentPgBackRestConfig("legacy"),
                                   absl::StrCat(AgentDir("legacy"), "/state/pgbackrest/", kMigration,
                                                "/log/", kStanza, "-backup.log")}) {
     EXPECT_TRUE(std::filesystem::exists(path)) << path << " was not among the scanned files";
   }
+  // Segments PostgreSQL's own archive-push put into the encrypted repository were scanned too.
+  const std::string archive =
+      absl::StrCat(repo_path_, "/archive/", kStanza, "/15-1/0000000100000000");
+  ASSERT_TRUE(std::filesystem::is_directory(archive)) << archive;
+  EXPECT_FALSE(std::filesystem::is_empty(archive)) << archive;
 }
 
 TEST_F(AgentTasksTest, ConfigureWithAStanzaHoldingShellSyntaxIsRefusedAndCreatesNothing) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -62,8 +63,10 @@ std::string ExpandLikePostgres(const std::string& command, const std::string& pa
 
 TEST(ArchiveCommandForTest, PlainPathsGiveTheDocumentedCommand) {
   EXPECT_EQ(ArchiveCommandFor("/usr/bin/pgbackrest",
-                              "/var/lib/pghaul-agent/pgbackrest/mig-1/pgbackrest.conf", "main"),
+                              "/var/lib/pghaul-agent/pgbackrest/mig-1/pgbackrest.conf",
+                              "/var/lib/pghaul-agent/pgbackrest/mig-1/conf.d", "main"),
             "/usr/bin/pgbackrest --config=/var/lib/pghaul-agent/pgbackrest/mig-1/pgbackrest.conf "
+            "--config-include-path=/var/lib/pghaul-agent/pgbackrest/mig-1/conf.d "
             "--stanza=main archive-push %p");
 }
 
@@ -77,8 +80,9 @@ TEST(ArchiveCommandForTest, ShellSeesEachPathAsOneWordWhateverItHolds) {
   const std::string program = *dir + "/pg backrest";
   ASSERT_TRUE(WriteFileAtomically(program, "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\"\n", 0755).ok());
   const std::string config = *dir + "/pgbackrest.conf";
+  const std::string include_path = *dir + "/conf.d";
 
-  const std::string command = ArchiveCommandFor(program, config, "main");
+  const std::string command = ArchiveCommandFor(program, config, include_path, "main");
   SubprocessSpec spec;
   spec.argv = {"/bin/sh", "-c", ExpandLikePostgres(command, "pg_wal/000000010000000000000003")};
   spec.env = {"PATH=/usr/bin:/bin", "HOME=/nonexistent"};
@@ -86,8 +90,9 @@ TEST(ArchiveCommandForTest, ShellSeesEachPathAsOneWordWhateverItHolds) {
   ASSERT_TRUE(output.ok()) << output.status();
   ASSERT_TRUE(output->result.Succeeded()) << output->stderr_text;
   std::vector<std::string> words = absl::StrSplit(output->stdout_text, '\n', absl::SkipEmpty());
-  EXPECT_THAT(words, ElementsAre(program, "--config=" + config, "--stanza=main", "archive-push",
-                                 "pg_wal/000000010000000000000003"));
+  EXPECT_THAT(words,
+              ElementsAre(program, "--config=" + config, "--config-include-path=" + include_path,
+                          "--stanza=main", "archive-push", "pg_wal/000000010000000000000003"));
 }
 
 // A PostgreSQL cluster, an agent configuration and environment pointing at it, and the
@@ -181,7 +186,8 @@ class ArchivingTest : public ::testing::Test {
 
 TEST_F(ArchivingTest, EnableSavesTheSettingsOnceAndArchivesAfterARestart) {
   ASSERT_NO_FATAL_FAILURE(WriteConfig());
-  const std::string command = ArchiveCommandFor("/bin/true", ConfigPath(env_, kMigration), kStanza);
+  const std::string command = ArchiveCommandFor("/bin/true", ConfigPath(env_, kMigration),
+                                                ConfigIncludePath(env_, kMigration), kStanza);
 
   absl::StatusOr<Values> first = Enable();
   ASSERT_TRUE(first.ok()) << first.status();
@@ -190,6 +196,8 @@ TEST_F(ArchivingTest, EnableSavesTheSettingsOnceAndArchivesAfterARestart) {
                             {"archive_command_before", ""},
                             {"changed", "true"}}));
   EXPECT_EQ(Setting("archive_command"), command);
+  // The archiver finds the secrets there, whether the agent runs or not.
+  EXPECT_THAT(Setting("archive_command"), HasSubstr("--config-include-path="));
   EXPECT_THAT(AutoConf(), HasSubstr("archive_mode = 'on'"));
 
   const std::string saved_path = SavedArchivingPath(env_, kMigration);
@@ -296,6 +304,16 @@ TEST_F(ArchivingTest, EnableWithoutTheMigrationsConfigChangesNothing) {
   EXPECT_THAT(AutoConf(), Not(HasSubstr("archive")));
 }
 
+TEST_F(ArchivingTest, EnableWithoutTheIncludePathChangesNothing) {
+  ASSERT_NO_FATAL_FAILURE(WriteConfig());
+  // archive-push would fail on every segment (pgBackRest error 073 for a missing include path).
+  std::filesystem::remove_all(ConfigIncludePath(env_, kMigration));
+  absl::StatusOr<Values> enabled = Enable();
+  EXPECT_EQ(enabled.status().code(), absl::StatusCode::kFailedPrecondition) << enabled.status();
+  EXPECT_THAT(enabled.status().message(), HasSubstr("conf.d"));
+  EXPECT_THAT(AutoConf(), Not(HasSubstr("archive")));
+}
+
 TEST_F(ArchivingTest, EnableRefusesWhileArchiveLibraryIsSet) {
   ASSERT_NO_FATAL_FAILURE(WriteConfig());
   Sql("ALTER SYSTEM SET archive_library = 'basic_archive'");
@@ -349,7 +367,8 @@ TEST_F(ArchivingTest, ExecutorNeedsConfigurePgBackRestFirstThenEnablesAndRestore
   ASSERT_EQ(enabled.state(), v1::TaskResult::SUCCEEDED) << enabled.message();
   EXPECT_EQ(enabled.values().at("restart_needed"), "true");
   EXPECT_EQ(Setting("archive_command"),
-            ArchiveCommandFor("/bin/true", ConfigPath(env_, kMigration), kStanza));
+            ArchiveCommandFor("/bin/true", ConfigPath(env_, kMigration),
+                              ConfigIncludePath(env_, kMigration), kStanza));
 
   absl::StatusOr<std::unique_ptr<TaskExecutor>> restorer =
       factory(SqlTask(v1::SqlQuery::RESTORE_ARCHIVING, kMigration));

@@ -13,6 +13,10 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 constexpr char kConfig[] = "--config=/var/lib/pghaul-agent/pgbackrest/mig1/pgbackrest.conf";
+// The migration's secrets.conf lives there; every command names it (pgBackRest reads no include
+// path by default once --config is given).
+constexpr char kIncludePath[] =
+    "--config-include-path=/var/lib/pghaul-agent/pgbackrest/mig1/conf.d";
 
 PgBackRestEnvironment TestEnvironment() {
   PgBackRestEnvironment env;
@@ -50,24 +54,24 @@ TEST(PgBackRestCommandTest, VersionNeedsNoConfigOrStanza) {
 TEST(PgBackRestCommandTest, InfoAsksForJson) {
   v1::PgBackRestCommand command = Command();
   command.mutable_info();
-  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy", "info",
-                                          "--output=json"));
+  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath,
+                                          "--stanza=legacy", "info", "--output=json"));
 }
 
 TEST(PgBackRestCommandTest, CommandsWithoutOptions) {
   v1::PgBackRestCommand command = Command();
   command.mutable_stanza_create();
-  EXPECT_THAT(Build(command),
-              ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy", "stanza-create"));
+  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath,
+                                          "--stanza=legacy", "stanza-create"));
   command.mutable_check();
-  EXPECT_THAT(Build(command),
-              ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy", "check"));
+  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath,
+                                          "--stanza=legacy", "check"));
   command.mutable_verify();
-  EXPECT_THAT(Build(command),
-              ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy", "verify"));
+  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath,
+                                          "--stanza=legacy", "verify"));
   command.mutable_expire();
-  EXPECT_THAT(Build(command),
-              ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy", "expire"));
+  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath,
+                                          "--stanza=legacy", "expire"));
 }
 
 TEST(PgBackRestCommandTest, BackupWithEveryOption) {
@@ -76,15 +80,15 @@ TEST(PgBackRestCommandTest, BackupWithEveryOption) {
   command.mutable_backup()->set_process_max(4);
   command.mutable_backup()->set_compress_type("gz");
   EXPECT_THAT(Build(command),
-              ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy", "backup",
+              ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath, "--stanza=legacy", "backup",
                           "--type=full", "--process-max=4", "--compress-type=gz"));
 }
 
 TEST(PgBackRestCommandTest, BackupKeepsConfiguredDefaults) {
   v1::PgBackRestCommand command = Command();
   command.mutable_backup()->set_type("incr");
-  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy",
-                                          "backup", "--type=incr"));
+  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath,
+                                          "--stanza=legacy", "backup", "--type=incr"));
 }
 
 TEST(PgBackRestCommandTest, RestoreStandbyAlwaysTurnsArchivingOff) {
@@ -95,10 +99,11 @@ TEST(PgBackRestCommandTest, RestoreStandbyAlwaysTurnsArchivingOff) {
   restore->set_set("20261126-142922F_20261126-143041D");
   restore->set_target_timeline("current");
   restore->set_process_max(2);
-  EXPECT_THAT(Build(command),
-              ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy", "restore", "--delta",
-                          "--type=standby", "--set=20261126-142922F_20261126-143041D",
-                          "--target-timeline=current", "--process-max=2", "--archive-mode=off"));
+  EXPECT_THAT(
+      Build(command),
+      ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath, "--stanza=legacy", "restore",
+                  "--delta", "--type=standby", "--set=20261126-142922F_20261126-143041D",
+                  "--target-timeline=current", "--process-max=2", "--archive-mode=off"));
 }
 
 TEST(PgBackRestCommandTest, RestoreToATimeOrLsn) {
@@ -108,34 +113,35 @@ TEST(PgBackRestCommandTest, RestoreToATimeOrLsn) {
   restore->set_target("2026-11-26 14:30:00.5+01:00");
   restore->set_target_action("promote");
   EXPECT_THAT(Build(command),
-              ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy", "restore",
-                          "--type=time", "--target=2026-11-26 14:30:00.5+01:00",
+              ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath, "--stanza=legacy",
+                          "restore", "--type=time", "--target=2026-11-26 14:30:00.5+01:00",
                           "--target-action=promote", "--archive-mode=off"));
   restore->set_type("lsn");
   restore->set_target("0/16000138");
   restore->set_target_action("pause");
-  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy",
-                                          "restore", "--type=lsn", "--target=0/16000138",
-                                          "--target-action=pause", "--archive-mode=off"));
+  EXPECT_THAT(Build(command),
+              ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath, "--stanza=legacy",
+                          "restore", "--type=lsn", "--target=0/16000138", "--target-action=pause",
+                          "--archive-mode=off"));
 }
 
 TEST(PgBackRestCommandTest, MinimalRestoreStillTurnsArchivingOff) {
   v1::PgBackRestCommand command = Command();
   command.mutable_restore();
-  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy",
-                                          "restore", "--archive-mode=off"));
+  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath,
+                                          "--stanza=legacy", "restore", "--archive-mode=off"));
   command.mutable_restore()->set_type("immediate");
   command.mutable_restore()->set_target_action("promote");
-  EXPECT_THAT(Build(command),
-              ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy", "restore",
-                          "--type=immediate", "--target-action=promote", "--archive-mode=off"));
+  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath,
+                                          "--stanza=legacy", "restore", "--type=immediate",
+                                          "--target-action=promote", "--archive-mode=off"));
 }
 
 TEST(PgBackRestCommandTest, ExpireASet) {
   v1::PgBackRestCommand command = Command();
   command.mutable_expire()->set_set("20261126-142922F");
-  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, "--stanza=legacy",
-                                          "expire", "--set=20261126-142922F"));
+  EXPECT_THAT(Build(command), ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath,
+                                          "--stanza=legacy", "expire", "--set=20261126-142922F"));
 }
 
 TEST(PgBackRestCommandTest, RefusesUnsetCommandAndBadIdentifiers) {

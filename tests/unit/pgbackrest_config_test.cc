@@ -73,8 +73,8 @@ TEST(PgBackRestConfigTest, PosixConfigIsRenderedExactly) {
   EXPECT_EQ(*text,
             "# Written by pghaul-agent for migration mig1. Do not edit: ConfigurePgBackRest "
             "rewrites it.\n"
-            "# Secrets are not here: pgBackRest gets them from its environment "
-            "(PGBACKREST_REPO1_*).\n\n"
+            "# Secrets are not here: they are in conf.d/secrets.conf (0600), read through "
+            "--config-include-path.\n\n"
             "[global]\n"
             "repo1-type=posix\n"
             "repo1-path=/srv/pgbackrest/repo\n"
@@ -312,7 +312,7 @@ class PgBackRestConfigWriteTest : public ::testing::Test {
   std::string dir_;
 };
 
-TEST_F(PgBackRestConfigWriteTest, WritesTheRenderedConfigPrivatelyAndNoSecretAnywhere) {
+TEST_F(PgBackRestConfigWriteTest, WritesTheRenderedConfigPrivatelyAndSecretsOnlyInSecretsConf) {
   PgBackRestEnvironment env = TestEnvironment();
   env.state_dir = dir_ + "/state";
   env.allowed_roots = {dir_};
@@ -333,13 +333,21 @@ TEST_F(PgBackRestConfigWriteTest, WritesTheRenderedConfigPrivatelyAndNoSecretAny
   for (const char* sub : {"/log", "/lock", "/spool"}) {
     EXPECT_TRUE(std::filesystem::is_directory(MigrationDirectory(env, "mig1") + sub)) << sub;
   }
+  int files = 0;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_)) {
     if (!entry.is_regular_file()) continue;
+    ++files;
     absl::StatusOr<std::string> contents = ReadFile(entry.path().string());
     ASSERT_TRUE(contents.ok());
+    if (entry.path() == SecretsConfigPath(env, "mig1")) {
+      EXPECT_THAT(*contents, HasSubstr(kSecretKey));
+      EXPECT_THAT(*contents, HasSubstr(kCipherPass));
+      continue;
+    }
     EXPECT_THAT(*contents, Not(HasSubstr(kSecretKey))) << entry.path();
     EXPECT_THAT(*contents, Not(HasSubstr(kCipherPass))) << entry.path();
   }
+  EXPECT_EQ(files, 2) << "pgbackrest.conf and conf.d/secrets.conf";
 
   // Rewriting (e.g. the controller re-sends the task) replaces the file.
   task.set_process_max(7);

@@ -28,10 +28,10 @@
 #include "absl/time/clock.h"
 #include "agent/pgbackrest_config.h"
 #include "agent/pgbackrest_progress.h"
-#include "common/validators.h"
 #include "common/files.h"
 #include "common/identifiers.h"
 #include "common/subprocess.h"
+#include "common/validators.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/fixture/pg_cluster.h"
@@ -202,7 +202,10 @@ class PgBackRestRealTest : public ::testing::Test {
     env_ = MakeEnvironment("/state", "/pg/data");
     options.conf_lines = {
         "archive_mode = on",
+        // As ENABLE_ARCHIVING sets it: the secrets come from the include path, since PostgreSQL's
+        // archiver has no pgBackRest variables in its environment.
         absl::StrCat("archive_command = '", kPgBackRest, " --config=", ConfigPath(env_, kMigration),
+                     " --config-include-path=", ConfigIncludePath(env_, kMigration),
                      " --stanza=", kStanza, " archive-push %p'")};
     absl::StatusOr<std::unique_ptr<integration::PgCluster>> cluster =
         integration::PgCluster::Create(dir_, std::move(options));
@@ -239,13 +242,15 @@ class PgBackRestRealTest : public ::testing::Test {
     return env;
   }
 
-  v1::Task ConfigureTask(const v1::Secrets& secrets = v1::Secrets()) {
+  v1::Task ConfigureTask(const v1::Secrets& secrets = v1::Secrets(),
+                         const std::string& cipher_type = "") {
     v1::Task task;
     task.set_task_id("configure");
     v1::ConfigurePgBackRest* configure = task.mutable_configure_pgbackrest();
     configure->set_migration_id(kMigration);
     configure->set_stanza(kStanza);
     configure->mutable_repository()->mutable_posix()->set_path(dir_ + "/repo");
+    configure->mutable_repository()->set_cipher_type(cipher_type);
     configure->set_process_max(1);
     configure->set_compress_type("lz4");
     *configure->mutable_secrets() = secrets;
@@ -288,8 +293,9 @@ class PgBackRestRealTest : public ::testing::Test {
   }
 
   // configure -> stanza-create -> pgbench data.
-  void PrepareStanza(int scale, const v1::Secrets& secrets = v1::Secrets()) {
-    v1::TaskResult configured = Run(ConfigureTask(secrets));
+  void PrepareStanza(int scale, const v1::Secrets& secrets = v1::Secrets(),
+                     const std::string& cipher_type = "") {
+    v1::TaskResult configured = Run(ConfigureTask(secrets, cipher_type));
     ASSERT_EQ(configured.state(), v1::TaskResult::SUCCEEDED) << configured.message();
     v1::TaskResult created = Run(CommandTask([](auto& c) { c.mutable_stanza_create(); }));
     ASSERT_EQ(created.state(), v1::TaskResult::SUCCEEDED) << created.message();
@@ -380,6 +386,9 @@ TEST_F(PgBackRestRealTest, ConfigureStanzaCheckBackupInfoAndRestoreIntoASecondDi
   ASSERT_TRUE(auto_conf.ok());
   EXPECT_THAT(*auto_conf, HasSubstr("archive_mode = 'off'"));
   EXPECT_THAT(*auto_conf, HasSubstr(ConfigPath(target, kMigration)));
+  // pgBackRest copied the include path into restore_command: archive-get finds the secrets.
+  EXPECT_THAT(*auto_conf,
+              HasSubstr("--config-include-path=" + ConfigIncludePath(target, kMigration)));
   ASSERT_FALSE(restore_context.progress().empty());
   EXPECT_DOUBLE_EQ(restore_context.progress().back().percent(), 100);
 }
@@ -457,7 +466,7 @@ TEST_F(PgBackRestRealTest, CancelledBackupLeavesNoProcessAndTheEarlierSetValid) 
   EXPECT_EQ(info.values().at("backup_running"), "false");
 }
 
-TEST_F(PgBackRestRealTest, SecretsReachOnlyTheChildEnvironment) {
+TEST_F(PgBackRestRealTest, SecretsReachTheChildEnvironmentAndOnDiskOnlyTheSecretsFile) {
   const std::string token = RandomHexId();
   v1::Secrets secrets;
   secrets.set_s3_key("PGHAULKEY" + token);
@@ -500,7 +509,9 @@ TEST_F(PgBackRestRealTest, SecretsReachOnlyTheChildEnvironment) {
 
   for (const std::string& line : context.logs()) EXPECT_THAT(line, Not(HasSubstr(token)));
   EXPECT_THAT(backup.message(), Not(HasSubstr(token)));
+  // On disk only in conf.d/secrets.conf (for PostgreSQL's own archive and restore commands).
   int files = 0;
+  bool secrets_file_seen = false;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_)) {
     if (!entry.is_regular_file() || absl::StrContains(entry.path().string(), "/repo/") ||
         absl::StrContains(entry.path().string(), "/data/")) {
@@ -509,11 +520,112 @@ TEST_F(PgBackRestRealTest, SecretsReachOnlyTheChildEnvironment) {
     ++files;
     absl::StatusOr<std::string> contents = ReadFile(entry.path().string(), 64 << 20);
     ASSERT_TRUE(contents.ok()) << contents.status();
+    if (entry.path() == SecretsConfigPath(env_, kMigration)) {
+      secrets_file_seen = true;
+      EXPECT_THAT(*contents, HasSubstr("repo1-cipher-pass=pghaul-cipher-" + token));
+      continue;
+    }
     EXPECT_THAT(*contents, Not(HasSubstr(token))) << entry.path();
   }
+  EXPECT_TRUE(secrets_file_seen);
   // pgBackRest's own logs (stanza-create, backup, archive-push) and the config were scanned.
   EXPECT_TRUE(std::filesystem::exists(LogPath(env_, kMigration) + "/" + kStanza + "-backup.log"));
   EXPECT_GE(files, 3);
+}
+
+// The value of `name = '...'` in a postgresql.auto.conf text; "" when absent.
+std::string AutoConfValue(const std::string& text, const std::string& name) {
+  const std::string start = name + " = '";
+  size_t at = text.find(start);
+  if (at == std::string::npos) return "";
+  at += start.size();
+  size_t end = text.find("'\n", at);
+  return end == std::string::npos ? "" : text.substr(at, end - at);
+}
+
+// What PostgreSQL does with restore_command: %f -> file, %p -> path, %% -> %.
+std::string ExpandRestoreCommand(const std::string& command, const std::string& file,
+                                 const std::string& path) {
+  std::string out;
+  for (size_t i = 0; i < command.size(); ++i) {
+    if (command[i] == '%' && i + 1 < command.size()) {
+      const char next = command[++i];
+      out += next == 'f' ? file : next == 'p' ? path : std::string(1, next);
+      continue;
+    }
+    out += command[i];
+  }
+  return out;
+}
+
+// PostgreSQL runs pgBackRest by itself, with none of the agent's environment: archive-push from
+// archive_command on the source, archive-get from the restore_command that restore writes on the
+// target. With an encrypted repository both need the cipher passphrase, which only
+// conf.d/secrets.conf (named by --config-include-path) gives them.
+TEST_F(PgBackRestRealTest, EncryptedRepositoryWorksForPostgresOwnArchiveAndRestoreCommands) {
+  const std::string token = RandomHexId();
+  v1::Secrets secrets;
+  secrets.set_cipher_pass("pghaul-cipher-" + token);
+  ASSERT_NO_FATAL_FAILURE(PrepareStanza(1, secrets, "aes-256-cbc"));
+  struct stat st;
+  ASSERT_EQ(stat(SecretsConfigPath(env_, kMigration).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_uid, uid_);
+  ASSERT_EQ(stat(ConfigIncludePath(env_, kMigration).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_EQ(st.st_uid, uid_);
+
+  // check waits until PostgreSQL's archiver pushed a segment into the encrypted repository.
+  v1::TaskResult checked = Run(CommandTask([](auto& c) { c.mutable_check(); }));
+  ASSERT_EQ(checked.state(), v1::TaskResult::SUCCEEDED) << checked.message();
+  EXPECT_EQ(cluster_->Query("SELECT failed_count FROM pg_stat_archiver").value_or(""), "0");
+  v1::TaskResult backup = Run(CommandTask([](auto& c) { c.mutable_backup()->set_type("full"); }));
+  ASSERT_EQ(backup.state(), v1::TaskResult::SUCCEEDED) << backup.message();
+
+  PgBackRestEnvironment target = MakeEnvironment("/state2", "/data2");
+  SecretStore target_store;
+  RecordingContext context;
+  ASSERT_EQ(Run(target, target_store, ConfigureTask(secrets, "aes-256-cbc"), context).state(),
+            v1::TaskResult::SUCCEEDED);
+  v1::TaskResult restored =
+      Run(target, target_store,
+          CommandTask([](auto& c) { c.mutable_restore()->set_type("standby"); }), context);
+  ASSERT_EQ(restored.state(), v1::TaskResult::SUCCEEDED) << restored.message();
+  absl::StatusOr<std::string> auto_conf = ReadFile(dir_ + "/data2/postgresql.auto.conf");
+  ASSERT_TRUE(auto_conf.ok()) << auto_conf.status();
+  const std::string restore_command = AutoConfValue(*auto_conf, "restore_command");
+  EXPECT_THAT(restore_command,
+              HasSubstr("--config-include-path=" + ConfigIncludePath(target, kMigration)));
+  EXPECT_THAT(restore_command, Not(HasSubstr(token)));
+
+  // A segment the archiver pushed, fetched as PostgreSQL would: as postgres, through /bin/sh,
+  // with no pgBackRest variable in the environment.
+  std::string segment;
+  const std::string archive =
+      absl::StrCat(dir_, "/repo/archive/", kStanza, "/15-1/0000000100000000");
+  for (const auto& entry : std::filesystem::directory_iterator(archive)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 25 && name[24] == '-') segment = name.substr(0, 24);
+  }
+  ASSERT_FALSE(segment.empty()) << "no archived segment in " << archive;
+  absl::StatusOr<std::string> fetch_dir =
+      temp_->MakeSubdir("fetched", integration::kPostgresOsUser, 0700);
+  ASSERT_TRUE(fetch_dir.ok()) << fetch_dir.status();
+  const std::string fetched = *fetch_dir + "/" + segment;
+  absl::StatusOr<std::string> got = RunHelper(
+      AsPostgres({"/bin/sh", "-c", ExpandRestoreCommand(restore_command, segment, fetched)}));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(stat(fetched.c_str(), &st), 0) << fetched;
+  EXPECT_EQ(st.st_size, 16 << 20);
+
+  // Without the file the same command cannot decrypt: the file is what made it work.
+  const std::string secrets_file = SecretsConfigPath(target, kMigration);
+  ASSERT_EQ(rename(secrets_file.c_str(), (secrets_file + ".off").c_str()), 0);
+  absl::StatusOr<std::string> without = RunHelper(AsPostgres(
+      {"/bin/sh", "-c", ExpandRestoreCommand(restore_command, segment, fetched + ".again")}));
+  ASSERT_EQ(rename((secrets_file + ".off").c_str(), secrets_file.c_str()), 0);
+  EXPECT_FALSE(without.ok());
+  EXPECT_THAT(std::string(without.status().message()), HasSubstr("repo1-cipher-pass"));
 }
 
 // The executor's own behaviour (timeout, cancel, output handling) against a scripted stand-in
@@ -678,6 +790,50 @@ TEST_F(PgBackRestExecutorTest, MissingConfigFailsWithoutRunning) {
   EXPECT_EQ(result.state(), v1::TaskResult::FAILED);
   EXPECT_THAT(result.message(), HasSubstr("run ConfigurePgBackRest first"));
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/ran"));
+}
+
+TEST_F(PgBackRestExecutorTest, MissingIncludePathFailsWithoutRunning) {
+  FakePgBackRest("touch " + dir_ + "/ran\n");
+  std::filesystem::remove_all(ConfigIncludePath(env_, "m1"));
+  RecordingContext context;
+  v1::TaskResult result = RunCommand([](auto& c) { c.mutable_check(); }, context);
+  EXPECT_EQ(result.state(), v1::TaskResult::FAILED);
+  EXPECT_THAT(result.message(), HasSubstr(ConfigIncludePath(env_, "m1")));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/ran"));
+}
+
+TEST_F(PgBackRestExecutorTest, PgBackRestIsGivenTheIncludePathNextToTheConfig) {
+  FakePgBackRest("echo \"args: $*\"\n");
+  RecordingContext context;
+  v1::TaskResult result =
+      RunCommand([](auto& c) { c.mutable_backup()->set_type("full"); }, context);
+  ASSERT_EQ(result.state(), v1::TaskResult::SUCCEEDED) << result.message();
+  EXPECT_THAT(context.logs(), ::testing::Contains(absl::StrCat(
+                                  "stdout: args: --config=", ConfigPath(env_, "m1"),
+                                  " --config-include-path=", ConfigIncludePath(env_, "m1"),
+                                  " --stanza=s1 backup --type=full")));
+}
+
+TEST_F(PgBackRestExecutorTest, ConfigureNamesTheSecretsFileButNeverItsContents) {
+  v1::Task configure;
+  v1::ConfigurePgBackRest* task = configure.mutable_configure_pgbackrest();
+  task->set_migration_id("m1");
+  task->set_stanza("s1");
+  task->mutable_repository()->mutable_posix()->set_path(dir_ + "/repo");
+  task->mutable_secrets()->set_cipher_pass("pghaul-never-logged-passphrase");
+  RecordingContext context;
+  absl::StatusOr<std::unique_ptr<TaskExecutor>> executor =
+      MakeConfigureExecutor(env_, configure, &store_);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  v1::TaskResult result = (*executor)->Run(context);
+  ASSERT_EQ(result.state(), v1::TaskResult::SUCCEEDED) << result.message();
+  EXPECT_EQ(result.values().at("config_include_path"), ConfigIncludePath(env_, "m1"));
+  EXPECT_THAT(ReadFile(SecretsConfigPath(env_, "m1")).value_or(""),
+              HasSubstr("repo1-cipher-pass=pghaul-never-logged-passphrase"));
+  ASSERT_EQ(context.logs().size(), 1u);
+  EXPECT_THAT(context.logs()[0], HasSubstr(SecretsConfigPath(env_, "m1")));
+  EXPECT_THAT(context.logs()[0], Not(HasSubstr("never-logged")));
+  EXPECT_THAT(result.DebugString(), Not(HasSubstr("never-logged")));
 }
 
 TEST_F(PgBackRestExecutorTest, InvalidTasksAreRefusedAtMakeTime) {
