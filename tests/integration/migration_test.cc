@@ -35,6 +35,7 @@
 #include "tests/integration/fixture/network_namespaces.h"
 #include "tests/integration/fixture/pg_cluster.h"
 #include "tests/integration/fixture/pghaul_processes.h"
+#include "tests/integration/fixture/s3_server.h"
 #include "tests/integration/fixture/temp_dir.h"
 #include "tests/integration/fixture/test_support.h"
 #include "tests/integration/fixture/wait_for.h"
@@ -574,6 +575,66 @@ TEST_F(MigrationTest, AbortAfterRestoreLeavesTheSourceAsItWasAndStopsTheTarget) 
                              "VALUES (1, 1, 1, 1)")
                     .status());
   EXPECT_FALSE(target.IsRunning()) << "the aborted migration left the target running";
+}
+
+// The same migration through an S3 repository: s3rver over HTTPS in a namespace of its own, the
+// "repository host". The key pair comes from a secrets file on the controller host; the source's
+// archive_command and the standby target's restore_command find it in the agents' secrets file.
+TEST_F(MigrationTest, FullRunThroughAnS3Repository) {
+  PGH_ASSERT_OK(AddHost("legacy", 11).status());
+  PGH_ASSERT_OK(AddHost("target", 12).status());
+  PGH_ASSERT_OK_AND_ASSIGN(std::string s3_netns, network_->AddHost("s3", 13));
+  S3ServerOptions s3_options;
+  s3_options.netns = s3_netns;
+  s3_options.address = network_->Address("s3");
+  s3_options.dir = absl::StrCat(dir_->path(), "/s3");
+  PGH_ASSERT_OK_AND_ASSIGN(std::unique_ptr<S3Server> s3, S3Server::Start(s3_options));
+  PgCluster& legacy = Cluster("legacy");
+  PgCluster& target = Cluster("target");
+  PGH_ASSERT_OK(LoadSampleData(legacy, 2));
+  PGH_ASSERT_OK_AND_ASSIGN(const std::string before, DumpData(legacy, "postgres"));
+
+  const std::string secrets = absl::StrCat(plans_dir_, "/secrets.yaml");
+  PGH_ASSERT_OK(WriteFile(secrets, absl::StrCat("s3_key: ", s3->access_key(), "\n",
+                                                "s3_key_secret: ", s3->secret_key(), "\n")));
+  std::filesystem::permissions(secrets, std::filesystem::perms::owner_read |
+                                            std::filesystem::perms::owner_write);
+  PlanSpec spec = PosixPlan();
+  spec.repository = absl::StrCat(
+      "  s3:\n", "    endpoint: \"", s3->endpoint(), "\"\n", "    port: ", s3->port(), "\n",
+      "    bucket: ", s3->bucket(), "\n", "    region: ", kS3ServerRegion, "\n",
+      "    uri_style: path\n", "    path: /pghaul\n",
+      // pgBackRest 2.45 does not match IP addresses in certificates.
+      "    verify_tls: false\n", "    key_from: {file: \"", secrets, "\", key: s3_key}\n",
+      "    secret_from: {file: \"", secrets, "\", key: s3_key_secret}\n");
+  PGH_ASSERT_OK(ApplyPlan(spec));
+
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult run, Cli({"run", "m1"}, absl::Seconds(600)));
+  ASSERT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  PGH_ASSERT_OK_AND_ASSIGN(json status, Status());
+  EXPECT_EQ(Str(status, "state"), "completed") << status.dump(2);
+  EXPECT_TRUE(absl::StartsWith(Str(status, "repository"), "s3")) << Str(status, "repository");
+  EXPECT_EQ(At(status, "verify.passed"), true) << At(status, "verify").dump(2);
+
+  EXPECT_EQ(target.Query("SELECT pg_is_in_recovery()").value_or("?"), "f");
+  PGH_ASSERT_OK_AND_ASSIGN(std::string after, DumpData(target, "postgres"));
+  EXPECT_EQ(FirstDifference(before, after), "");
+  // The backup and the WAL really went through the S3 server.
+  int objects = 0;
+  bool wal = false;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(s3->data_dir())) {
+    if (!entry.is_regular_file()) continue;
+    ++objects;
+    if (absl::StrContains(entry.path().string(), "/archive/")) wal = true;
+  }
+  EXPECT_GT(objects, 100);
+  EXPECT_TRUE(wal) << "no WAL archived in the S3 repository";
+  // The secret is nowhere in the controller's journal or logs.
+  for (const std::string& path : {controller_->log_path(), hosts_["legacy"].agent->log_path(),
+                                  hosts_["target"].agent->log_path()}) {
+    EXPECT_FALSE(absl::StrContains(ReadFile(path).value_or(""), s3->secret_key()))
+        << "the S3 secret is in " << path;
+  }
 }
 
 // Each bad input is refused with a message that names the problem, and neither host changes.
