@@ -110,6 +110,19 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(absl::string_view yaml,
   ConfigReader pgbackrest = root.Section("pgbackrest");
   pgbackrest.String("binary", &config.pgbackrest_binary, kOptional, &absolute_path);
   root.String("state_dir", &config.state_dir, kOptional, &absolute_path);
+  const StringRule user_name{
+      [](absl::string_view name) {
+        if (name.empty() || name.size() > 32 || name == "root") return false;
+        for (char c : name) {
+          if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+            return false;
+          }
+        }
+        return !(name[0] >= '0' && name[0] <= '9') && name[0] != '-';
+      },
+      "an OS user name other than root (1 to 32 of a-z, 0-9, '_', '-', not starting with a "
+      "digit or '-'), e.g. postgres"};
+  root.String("run_as", &config.run_as, kOptional, &user_name);
   root.StringList("roots", &config.roots, kOptional, &absolute_path);
   if (config.roots.empty()) config.roots.push_back(config.state_dir);
   ReadServiceSection(root.Section("service"), absolute_path, config);

@@ -39,6 +39,9 @@ struct AgentConfig {
   std::string data_directory;   // required, absolute
   std::string pgbackrest_binary = "/usr/bin/pgbackrest";  // key pgbackrest.binary, absolute
   std::string state_dir = "/var/lib/pghaul-agent";        // absolute
+  // Key run_as: the OS user to switch to when started as root (agent/privileges.h); "" refuses
+  // to run as root. Not root itself.
+  std::string run_as;
   // Directories the controller's tasks may name (posix repositories, CA and certificate files).
   // Key roots, a list of absolute paths; default: just state_dir.
   std::vector<std::string> roots;

@@ -8,6 +8,7 @@
 #include "agent/agent_config.h"
 #include "agent/controller_link.h"
 #include "agent/host_facts.h"
+#include "agent/privileges.h"
 #include "agent/task_executors.h"
 #include "agent/task_manager.h"
 #include "common/daemon_main.h"
@@ -25,6 +26,11 @@ int Run(const std::string& config_path) {
   if (!config.ok()) {
     std::cerr << "pghaul-agent: " << config.status().message() << "\n";
     return EX_CONFIG;
+  }
+  // Before anything else runs or any file is written: never as root.
+  if (absl::Status s = ApplyPrivileges(config->run_as); !s.ok()) {
+    std::cerr << "pghaul-agent: " << s.message() << "\n";
+    return absl::IsFailedPrecondition(s) || absl::IsNotFound(s) ? EX_CONFIG : EX_OSERR;
   }
   if (int code = StartDaemonLogging("pghaul-agent", "agent", config->log_format, config->log_level);
       code != 0) {

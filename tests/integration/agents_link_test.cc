@@ -5,6 +5,8 @@
 //   controller 198.18.0.10:7400    legacy 198.18.0.11 (PG 15, data checksums, UTF8, C.UTF-8)
 //                                  target 198.18.0.12 (PG 15, no checksums, LATIN1, C)
 #include <signal.h>
+#include <sys/wait.h>
+#include <sysexits.h>
 
 #include <iostream>
 #include <map>
@@ -15,6 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -389,6 +393,45 @@ TEST_F(AgentsLinkTest, ReconnectKeepsTheIncarnationAndRestartMakesANewOne) {
                                         }));
   EXPECT_EQ(Int(restarted, "restarts"), Int(reconnected, "restarts") + 1) << restarted.dump(2);
   EXPECT_EQ(Int(restarted, "reconnects"), Int(reconnected, "reconnects"));
+}
+
+TEST_F(AgentsLinkTest, AgentStartedAsRootRefusesWithoutRunAsAndDropsToRunAs) {
+  PGH_ASSERT_OK(StartController());
+  PGH_ASSERT_OK_AND_ASSIGN(Host * host, AddHost("legacy", 11, {}, true));
+  AgentOptions options = host->agent->options();
+  options.run_as = "";  // started as root, like a unit without User=
+
+  PGH_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PghaulAgent> refused,
+                           PghaulAgent::Create(dir_->path() + "/agent-root", options));
+  PGH_ASSERT_OK(refused->Start());
+  PGH_ASSERT_OK_AND_ASSIGN(int wait_status, refused->process()->WaitForExit(absl::Seconds(10)));
+  ASSERT_TRUE(WIFEXITED(wait_status)) << wait_status;
+  EXPECT_EQ(WEXITSTATUS(wait_status), EX_CONFIG);
+  EXPECT_TRUE(absl::StrContains(refused->ReadLog(), "refusing to run as root"))
+      << refused->ReadLog();
+  EXPECT_TRUE(absl::StrContains(refused->ReadLog(), "run_as: postgres")) << refused->ReadLog();
+  PGH_ASSERT_OK_AND_ASSIGN(json listed, cli_->ListAgents());
+  EXPECT_EQ(listed.dump().find("\"legacy\""), std::string::npos) << "it connected anyway";
+
+  options.extra_yaml = "run_as: postgres\n";
+  const std::string dropping_dir = dir_->path() + "/agent-dropping";
+  PGH_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PghaulAgent> dropping,
+                           PghaulAgent::Create(dropping_dir, options));
+  PGH_ASSERT_OK(RunChecked({"chown", "-R", "postgres:postgres", dropping_dir}).status());
+  PGH_ASSERT_OK(dropping->Start());
+  PGH_ASSERT_OK(WaitOnline("legacy", absl::Seconds(15)).status());
+  // Every uid of the process (real, effective, saved, filesystem) is postgres's.
+  PGH_ASSERT_OK_AND_ASSIGN(std::string status,
+                           ReadFile(absl::StrCat("/proc/", dropping->process()->pid(), "/status")));
+  PGH_ASSERT_OK_AND_ASSIGN(std::string postgres_uid, RunChecked({"id", "-u", "postgres"}));
+  postgres_uid = std::string(absl::StripAsciiWhitespace(postgres_uid));
+  std::string uid_line;
+  for (absl::string_view line : absl::StrSplit(status, '\n')) {
+    if (absl::StartsWith(line, "Uid:")) uid_line = std::string(line);
+  }
+  EXPECT_EQ(uid_line, absl::StrCat("Uid:\t", postgres_uid, "\t", postgres_uid, "\t", postgres_uid,
+                                   "\t", postgres_uid))
+      << status;
 }
 
 TEST_F(AgentsLinkTest, CliReportsAnUnreachableControllerWithExitCode69) {

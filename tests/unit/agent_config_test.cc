@@ -184,6 +184,17 @@ TEST(AgentConfigTest, RefusesAnAgentIdOutsideTheAllowedCharacters) {
               HasSubstr("'agent_id'"));
 }
 
+TEST(AgentConfigTest, ReadsRunAsAndRefusesRootOrABadName) {
+  absl::StatusOr<AgentConfig> config =
+      ParseAgentConfig(std::string(kMinimal) + "run_as: postgres\n", "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->run_as, "postgres");
+  EXPECT_EQ(ParseAgentConfig(kMinimal, "agent.yaml")->run_as, "");
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "run_as: root\n"),
+              HasSubstr("key 'run_as': expected an OS user name other than root"));
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "run_as: \"pg;rm\"\n"), HasSubstr("'run_as'"));
+}
+
 TEST(AgentConfigTest, RefusesAControllerAddressWithoutAValidPort) {
   EXPECT_THAT(ErrorOf(MinimalWith("controller.example.com:7443", "controller.example.com")),
               HasSubstr("key 'controller.address': expected host:port with a port from 1 to "
