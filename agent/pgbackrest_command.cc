@@ -73,6 +73,19 @@ absl::Status AppendRestoreOptions(const v1::PgBackRestRestore& restore,
     PGH_RETURN_IF_ERROR(ValidateProcessMax(restore.process_max()));
     argv.push_back(absl::StrCat("--process-max=", restore.process_max()));
   }
+  if (restore.wal_retrieve_retry_ms() != 0) {
+    if (type != "standby") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "wal_retrieve_retry_ms is only valid with restore type 'standby', not '",
+          type.empty() ? "default" : type, "'"));
+    }
+    if (restore.wal_retrieve_retry_ms() < 50 || restore.wal_retrieve_retry_ms() > 60000) {
+      return absl::InvalidArgumentError(absl::StrCat("wal_retrieve_retry_ms must be 50 to 60000, got ",
+                                                     restore.wal_retrieve_retry_ms()));
+    }
+    argv.push_back(absl::StrCat("--recovery-option=wal_retrieve_retry_interval=",
+                                restore.wal_retrieve_retry_ms(), "ms"));
+  }
   argv.push_back("--archive-mode=off");
   return absl::OkStatus();
 }

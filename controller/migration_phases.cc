@@ -19,6 +19,9 @@ namespace pghaul::controller {
 namespace {
 
 constexpr absl::Duration kPollInterval = absl::Milliseconds(250);
+// wal_retrieve_retry_interval of a standby target: a few GETs a second on an S3 repository while
+// the migration follows the archive, for a catch-up and a last segment fetched in a quarter second.
+constexpr uint32_t kStandbyWalRetrieveRetryMs = 250;
 
 v1::Task SqlTask(v1::SqlQuery::Query query, const std::string& migration_id = "") {
   v1::Task task;
@@ -252,6 +255,9 @@ absl::Status Restore(PhaseContext& ctx) {
   if (standby) {
     options->set_type("standby");
     options->set_target_timeline("current");
+    // A segment archived by the source is fetched within this, not PostgreSQL's 5 s: it bounds
+    // the catch-up before the fence and the wait for the last segment inside the downtime.
+    options->set_wal_retrieve_retry_ms(kStandbyWalRetrieveRetryMs);
   } else {
     options->set_type("immediate");
     options->set_target_action("promote");

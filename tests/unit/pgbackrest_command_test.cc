@@ -106,6 +106,32 @@ TEST(PgBackRestCommandTest, RestoreStandbyAlwaysTurnsArchivingOff) {
                   "--target-timeline=current", "--process-max=2", "--archive-mode=off"));
 }
 
+TEST(PgBackRestCommandTest, StandbyRestoreCanShortenTheWalRetryInterval) {
+  v1::PgBackRestCommand command = Command();
+  v1::PgBackRestRestore* restore = command.mutable_restore();
+  restore->set_delta(true);
+  restore->set_type("standby");
+  restore->set_wal_retrieve_retry_ms(250);
+  EXPECT_THAT(Build(command),
+              ElementsAre("/usr/bin/pgbackrest", kConfig, kIncludePath, "--stanza=legacy",
+                          "restore", "--delta", "--type=standby",
+                          "--recovery-option=wal_retrieve_retry_interval=250ms",
+                          "--archive-mode=off"));
+}
+
+TEST(PgBackRestCommandTest, RefusesAWalRetryIntervalOutOfRangeOrNotForAStandby) {
+  v1::PgBackRestCommand command = Command();
+  command.mutable_restore()->set_type("standby");
+  command.mutable_restore()->set_wal_retrieve_retry_ms(10);
+  EXPECT_THAT(std::string(Refusal(command).message()), HasSubstr("50 to 60000, got 10"));
+  command.mutable_restore()->set_wal_retrieve_retry_ms(70000);
+  EXPECT_THAT(std::string(Refusal(command).message()), HasSubstr("50 to 60000"));
+  command.mutable_restore()->set_type("immediate");
+  command.mutable_restore()->set_wal_retrieve_retry_ms(250);
+  EXPECT_THAT(std::string(Refusal(command).message()),
+              HasSubstr("only valid with restore type 'standby'"));
+}
+
 TEST(PgBackRestCommandTest, RestoreToATimeOrLsn) {
   v1::PgBackRestCommand command = Command();
   v1::PgBackRestRestore* restore = command.mutable_restore();
