@@ -4,13 +4,17 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "agent/hba_fence.h"
 #include "agent/pg_connection.h"
 #include "agent/table_checksums.h"
+#include "common/files.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/validators.h"
 
 namespace pghaul::agent {
 namespace {
@@ -69,11 +73,29 @@ constexpr char kReadOnlySettingSql[] =
     "SELECT current_setting('default_transaction_read_only') AS value";
 // pg_terminate_backend(pid, 5000) waits up to 5 s for each session to exit and returns false
 // (with a WARNING, logged) if it is still there, or if it had already gone before the signal.
+// Walsenders too: a replication client could otherwise keep a session across the fence.
 constexpr char kTerminateSessionsSql[] =
     "SELECT count(*) FILTER (WHERE ended)::text AS terminated,"
     " count(*) FILTER (WHERE NOT ended)::text AS not_terminated"
     " FROM (SELECT pg_terminate_backend(pid, 5000) AS ended FROM pg_stat_activity"
-    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) AS sessions";
+    " WHERE backend_type IN ('client backend', 'walsender') AND pid <> pg_backend_pid())"
+    " AS sessions";
+// The server's own pg_hba.conf path (superuser or pg_read_all_settings) and the role this
+// session logged in as: the one role the fence lets in.
+constexpr char kHbaFileSql[] =
+    "SELECT current_setting('hba_file') AS hba_file, session_user::text AS agent_role";
+// Every other role that can log in: pg_hba.conf has no negation, so each gets its own reject
+// line.
+constexpr char kOtherLoginRolesSql[] =
+    "SELECT rolname::text FROM pg_roles WHERE rolcanlogin AND rolname <> session_user"
+    " ORDER BY rolname";
+// pg_hba_file_rules parses the file on disk as a reload would. One bad line and the postmaster
+// keeps the rules it had (without the fence), so the fence checks before it reloads.
+constexpr char kHbaErrorsSql[] =
+    "SELECT count(*)::text AS errors,"
+    " coalesce(min(line_number)::text, '') AS first_line,"
+    " coalesce((array_agg(error ORDER BY line_number))[1], '') AS first_error"
+    " FROM pg_hba_file_rules WHERE error IS NOT NULL";
 
 absl::StatusOr<PgConnection> Connect(const PostgresConnection& target,
                                      absl::Duration statement_timeout) {
@@ -142,32 +164,114 @@ absl::StatusOr<Values> Checkpoint(const PostgresConnection& target) {
   return Values{};
 }
 
-// A SOFT fence: it makes new transactions default to read-only and ends every other client
-// session, but a session that connects afterwards may still `SET transaction_read_only = off`
-// (or `SET default_transaction_read_only = off`) and write, and that write would be lost at
-// cutover. The hard fence (pg_hba reject plus ending sessions, or a
-// clean stop) comes with the cutover work; until then the controller must not treat this alone
-// as proof that nothing can write. Order matters: reload first and wait until it is applied, so
-// no session started after the scan of pg_stat_activity begins read-write.
-absl::StatusOr<Values> FenceReadOnly(const PostgresConnection& target) {
+// The hba file's path and the agent's role, read from the server itself.
+absl::StatusOr<Values> HbaFileAndRole(PgConnection& conn) {
+  PGH_ASSIGN_OR_RETURN(Values found, conn.ExecuteOneRow(kHbaFileSql));
+  if (found["hba_file"].empty() || found["hba_file"][0] != '/') {
+    return absl::InternalError(
+        absl::StrCat("the server reports hba_file '", found["hba_file"], "', not a path"));
+  }
+  return found;
+}
+
+// Writes the fence block into the hba file and checks that the server would load the result;
+// when it would not, the file is put back as it was. Returns how the block changed: "added",
+// "replaced" (the roles changed since an earlier fence) or "unchanged".
+absl::StatusOr<std::string> WriteHbaFence(PgConnection& conn, const std::string& hba_file,
+                                          const std::string& migration_id) {
+  PGH_ASSIGN_OR_RETURN(PgResult roles, conn.Execute(kOtherLoginRolesSql));
+  std::vector<std::string> rejected;
+  for (int row = 0; row < roles.rows(); ++row) rejected.push_back(roles.Value(row, 0));
+  PGH_ASSIGN_OR_RETURN(std::string before, ReadFile(hba_file));
+  PGH_ASSIGN_OR_RETURN(std::string fenced, AddHbaFence(before, migration_id, rejected));
+  if (fenced == before) return std::string("unchanged");
+  const bool had_block = HasHbaFence(before, migration_id);
+  PGH_RETURN_IF_ERROR(ReplaceFileKeepingOwner(hba_file, fenced));
+  absl::StatusOr<Values> errors = conn.ExecuteOneRow(kHbaErrorsSql);
+  if (!errors.ok() || (*errors)["errors"] != "0") {
+    absl::Status put_back = ReplaceFileKeepingOwner(hba_file, before);
+    if (!put_back.ok()) {
+      PGH_LOG_ERROR("could not put {} back after a failed fence: {}", hba_file,
+                    put_back.ToString());
+    }
+    if (!errors.ok()) return errors.status();
+    return absl::FailedPreconditionError(absl::StrCat(
+        hba_file, " would not load with the fence (", (*errors)["errors"],
+        " error(s); line ", (*errors)["first_line"], ": ", (*errors)["first_error"],
+        "), so the server would keep accepting connections; the file is as it was. Fix the "
+        "file (SELECT * FROM pg_hba_file_rules WHERE error IS NOT NULL) and fence again"));
+  }
+  return std::string(had_block ? "replaced" : "added");
+}
+
+// Ends every other client backend and walsender. A client whose connection the postmaster had
+// accepted just before the reload may still be authenticating under the old rules when the
+// first pass runs, so passes repeat (bounded) until one finds nobody.
+absl::StatusOr<Values> EndOtherSessions(PgConnection& conn) {
+  constexpr int kMaxPasses = 5;
+  constexpr absl::Duration kBetweenPasses = absl::Milliseconds(100);
+  uint64_t terminated = 0, not_terminated = 0;
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
+    PGH_ASSIGN_OR_RETURN(Values ended, conn.ExecuteOneRow(kTerminateSessionsSql));
+    uint64_t now_ended = 0, now_left = 0;
+    if (!absl::SimpleAtoi(ended["terminated"], &now_ended) ||
+        !absl::SimpleAtoi(ended["not_terminated"], &now_left)) {
+      return absl::InternalError("unexpected counts from pg_terminate_backend");
+    }
+    terminated += now_ended;
+    not_terminated += now_left;
+    if (now_ended + now_left == 0 && pass > 0) break;
+    absl::SleepFor(kBetweenPasses);
+  }
+  return Values{{"terminated", absl::StrCat(terminated)},
+                {"not_terminated", absl::StrCat(not_terminated)}};
+}
+
+// The hard fence. In this order:
+//  1. default_transaction_read_only = on (ALTER SYSTEM), so a session that slips through still
+//     starts read-only;
+//  2. the reject block at the top of the hba file (see hba_fence.h), checked with
+//     pg_hba_file_rules before the reload;
+//  3. reload, and wait until this session has applied it: the postmaster has then re-read both
+//     files, so from here on only the agent's own role can log in, and only on the socket;
+//  4. end every other client backend and walsender, including those that had turned
+//     transaction_read_only off for themselves.
+// What remains open: a session of the agent's own role (give the agent a role of its own, not
+// one that applications use) can still log in and turn read-only off.
+absl::StatusOr<Values> FenceReadOnly(const PostgresConnection& target,
+                                     const std::string& migration_id) {
   PGH_ASSIGN_OR_RETURN(PgConnection conn, Connect(target, kLongStatementTimeout));
   PGH_RETURN_IF_ERROR(conn.Execute(kFenceSql).status());
+  PGH_ASSIGN_OR_RETURN(Values hba, HbaFileAndRole(conn));
+  PGH_ASSIGN_OR_RETURN(std::string block, WriteHbaFence(conn, hba["hba_file"], migration_id));
   absl::Status reloaded = ReloadAndWait(conn, kFenceAppliedSql, /*pass_load_time=*/false);
   if (!reloaded.ok()) {
     return absl::Status(reloaded.code(),
-                        absl::StrCat("default_transaction_read_only = on was written to "
-                                     "postgresql.auto.conf but is not in effect: ",
+                        absl::StrCat("the fence was written (postgresql.auto.conf and ",
+                                     hba["hba_file"], ") but is not in effect: ",
                                      reloaded.message()));
   }
-  PGH_ASSIGN_OR_RETURN(Values ended, conn.ExecuteOneRow(kTerminateSessionsSql));
-  PGH_LOG_INFO("read-only fence in effect; ended {} client sessions ({} not confirmed)",
-               ended["terminated"], ended["not_terminated"]);
+  PGH_ASSIGN_OR_RETURN(Values ended, EndOtherSessions(conn));
+  PGH_LOG_INFO(
+      "fence of {} in effect: new logins refused in {} except for role {} (block {}), "
+      "new transactions read-only; ended {} sessions ({} not confirmed)",
+      migration_id, hba["hba_file"], hba["agent_role"], block, ended["terminated"],
+      ended["not_terminated"]);
+  ended["hba_file"] = hba["hba_file"];
+  ended["allowed_role"] = hba["agent_role"];
+  ended["hba_block"] = block;
   return ended;
 }
 
-absl::StatusOr<Values> Unfence(const PostgresConnection& target) {
+absl::StatusOr<Values> Unfence(const PostgresConnection& target,
+                               const std::string& migration_id) {
   PGH_ASSIGN_OR_RETURN(PgConnection conn, Connect(target, kDefaultStatementTimeout));
   PGH_RETURN_IF_ERROR(conn.Execute(kUnfenceSql).status());
+  PGH_ASSIGN_OR_RETURN(Values hba, HbaFileAndRole(conn));
+  PGH_ASSIGN_OR_RETURN(std::string before, ReadFile(hba["hba_file"]));
+  bool removed = false;
+  PGH_ASSIGN_OR_RETURN(std::string after, RemoveHbaFence(before, migration_id, &removed));
+  if (removed) PGH_RETURN_IF_ERROR(ReplaceFileKeepingOwner(hba["hba_file"], after));
   PGH_RETURN_IF_ERROR(ReloadAndWait(conn, kUnfenceAppliedSql, /*pass_load_time=*/true));
   PGH_ASSIGN_OR_RETURN(Values setting, conn.ExecuteOneRow(kReadOnlySettingSql));
   if (setting["value"] != "off") {
@@ -176,7 +280,9 @@ absl::StatusOr<Values> Unfence(const PostgresConnection& target) {
     PGH_LOG_WARN("unfenced, but default_transaction_read_only is still {} from postgresql.conf",
                  setting["value"]);
   }
-  return Values{};
+  PGH_LOG_INFO("fence of {} lifted ({} {})", migration_id, hba["hba_file"],
+               removed ? "had its block removed" : "held no block");
+  return Values{{"hba_file", hba["hba_file"]}, {"hba_block_removed", removed ? "true" : "false"}};
 }
 
 }  // namespace
@@ -201,9 +307,11 @@ absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresCon
     case v1::SqlQuery::CHECKPOINT:
       return Checkpoint(conn);
     case v1::SqlQuery::FENCE_READ_ONLY:
-      return FenceReadOnly(conn);
+      PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
+      return FenceReadOnly(conn, query.migration_id());
     case v1::SqlQuery::UNFENCE:
-      return Unfence(conn);
+      PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
+      return Unfence(conn, query.migration_id());
     case v1::SqlQuery::TABLE_CHECKSUMS:
       return ComputeTableChecksums(conn);
     case v1::SqlQuery::ENABLE_ARCHIVING:

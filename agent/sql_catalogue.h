@@ -23,9 +23,16 @@
 //                    wait_seconds, 0 -> 60, at most 3600). Refused (FailedPrecondition) on a
 //                    server that is not in recovery.
 //   CHECKPOINT       {}
-//   FENCE_READ_ONLY  terminated (client sessions ended), not_terminated (still there 5 s after
-//                    the signal, or gone before it). A SOFT fence: see FenceReadOnly in the .cc.
-//   UNFENCE          {}
+//   FENCE_READ_ONLY  The hard fence of migration_id (required): read-only default, a reject
+//                    block at the top of the server's hba file letting only this session's role
+//                    log in, and only on the Unix socket (hba_fence.h), reload, then every other
+//                    client backend and walsender ended. Values: terminated (sessions ended),
+//                    not_terminated (still there 5 s after the signal, or gone before it),
+//                    hba_file, allowed_role, hba_block ("added", "replaced" when the login
+//                    roles changed since an earlier fence, "unchanged"). Fencing twice leaves one
+//                    block. Not fenced against: a client logging in as the agent's own role.
+//   UNFENCE          Removes exactly migration_id's block (none: fine) and the read-only
+//                    default, reloads. Values: hba_file, hba_block_removed ("true"/"false").
 //   TABLE_CHECKSUMS  see table_checksums.h (ComputeTableChecksums, run without cancellation here;
 //                    the task executor runs it with a QueryCanceller).
 //   ENABLE_ARCHIVING, RESTORE_ARCHIVING need the migration's pgBackRest setup and the agent's
@@ -45,7 +52,13 @@ namespace pghaul::agent {
 // Runs one query of the fixed catalogue and returns its values as strings keyed by name.
 // Errors:
 //   InvalidArgument     QUERY_UNSPECIFIED or an unknown query; PROMOTE wait_seconds > 3600;
-//                       ENABLE_ARCHIVING and RESTORE_ARCHIVING (see archiving.h).
+//                       ENABLE_ARCHIVING and RESTORE_ARCHIVING (see archiving.h); FENCE_READ_ONLY
+//                       or UNFENCE without a valid migration_id; a login role pg_hba.conf cannot
+//                       name (a double quote or control character in it).
+//   FailedPrecondition  (also) the hba file with the fence would not load (pg_hba_file_rules
+//                       reports an error): the file is put back and nothing is reloaded.
+//   DataLoss            UNFENCE or a second FENCE finds the block's BEGIN marker without its END.
+//   NotFound, PermissionDenied  the hba file cannot be read or replaced by the agent's OS user.
 //   Unavailable         cannot connect (libpq's message, one line), or the connection broke.
 //   FailedPrecondition  the server refused the statement, with "ERROR <SQLSTATE>: message" and
 //                       the SQLSTATE as payload (SqlStateOf in pg_connection.h), e.g. a WAL

@@ -151,6 +151,10 @@ absl::StatusOr<std::unique_ptr<TaskExecutor>> MakeSqlExecutor(const AgentConfig*
     PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
     PGH_RETURN_IF_ERROR(Annotate(ValidateEnvironment(env), "agent configuration"));
   }
+  // The fence block in pg_hba.conf is marked with the migration, so UNFENCE removes only it.
+  if (query.query() == v1::SqlQuery::FENCE_READ_ONLY || query.query() == v1::SqlQuery::UNFENCE) {
+    PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
+  }
   if (query.query() == v1::SqlQuery::ENABLE_ARCHIVING) {
     std::optional<ConfiguredMigration> configured = secrets.Get(query.migration_id());
     if (!configured.has_value()) {

@@ -66,6 +66,7 @@ struct Invocation {
   std::string restore_mode;
   std::string set;
   std::string at;
+  std::string max_downtime;
 };
 
 // A command kept in a file of its own (`demo`): its subcommand in the tree, and what runs it
@@ -387,9 +388,14 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
   add_mig(cutover);
   cutover->add_flag("--dry-run", invocation.dry_run, dry_run_help);
   cutover->add_flag("--detach", invocation.detach, detach_help);
+  cutover->add_option("--max-downtime", invocation.max_downtime,
+                      "Downtime budget, from the fence to the promoted target (e.g. 30s, 1m30s), "
+                      "instead of the plan's cutover.max_downtime: a step that overruns it before "
+                      "promotion lifts the fence and fails");
   cutover->footer(
       "Example:\n  pghaul cutover legacy-to-new --dry-run\n"
-      "  pghaul cutover legacy-to-new");
+      "  pghaul cutover legacy-to-new\n"
+      "  pghaul cutover legacy-to-new --max-downtime 10s");
 
   CLI::App* abort_command = app.add_subcommand(
       "abort",
@@ -541,6 +547,7 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
       command.set = invocation.set;
       command.dry_run = invocation.dry_run;
       command.detach = invocation.detach;
+      command.max_downtime = invocation.max_downtime;
       if (!invocation.at.empty()) {
         absl::StatusOr<absl::Time> at = NextOccurrence(invocation.at, now, follow.zone);
         if (!at.ok()) return ReportError(at.status(), err);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "cli/agent_table.h"
 #include "cli/migration_table.h"
 #include "cli/task_table.h"
@@ -234,6 +235,15 @@ absl::StatusOr<CommandOutput> RunPhaseCommand(ControllerClient& client, const Ph
     PGH_RETURN_IF_ERROR(CheckChoice("--mode", command.restore_mode, kRestoreModes));
   }
   if (!command.set.empty()) PGH_RETURN_IF_ERROR(ValidateBackupLabel(command.set));
+  absl::Duration max_downtime = absl::ZeroDuration();
+  if (!command.max_downtime.empty()) {
+    if (!absl::ParseDuration(command.max_downtime, &max_downtime) ||
+        max_downtime <= absl::ZeroDuration() || max_downtime > absl::Hours(24)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--max-downtime: expected a duration above 0 and at most 24h such as 30s, 90s or "
+          "1m30s, got \"", command.max_downtime, "\""));
+    }
+  }
 
   v1::StartPhaseRequest request;
   request.set_migration_id(command.migration_id);
@@ -244,6 +254,7 @@ absl::StatusOr<CommandOutput> RunPhaseCommand(ControllerClient& client, const Ph
   request.set_set(command.set);
   if (command.not_before.has_value()) *request.mutable_not_before() = ToProto(*command.not_before);
   request.set_dry_run(command.dry_run);
+  request.set_max_downtime_seconds(absl::ToDoubleSeconds(max_downtime));
   uint64_t events_before = 0;
   if (!command.dry_run && !command.detach) {
     PGH_ASSIGN_OR_RETURN(events_before, LastEventSeq(client, command.migration_id));

@@ -91,6 +91,9 @@ struct PhaseCommand {
   std::string restore_mode;              // run, restore: one of kRestoreModes; "": rehearsal
   std::string set;                       // restore: a backup label; "": the latest
   std::optional<absl::Time> not_before;  // backup --at
+  // cutover --max-downtime ("30s", "1m30s"): the downtime budget instead of the plan's; "": the
+  // plan's cutover.max_downtime.
+  std::string max_downtime;
   bool dry_run = false;
   bool detach = false;
 };

@@ -162,6 +162,53 @@ std::string FormatMigrationTable(const v1::ListMigrationsResponse& response, abs
   return RenderColumns(rows);
 }
 
+namespace {
+
+Section ReplicationLagSection(const v1::ReplicationLag& lag, absl::Time now,
+                              absl::TimeZone zone) {
+  Section section{"Replication (the standby target against the source)", {}};
+  std::string source = OrMissing(lag.source_lsn());
+  if (!lag.source_last_archived_wal().empty()) {
+    absl::StrAppend(&source, ", last archived ", Printable(lag.source_last_archived_wal()));
+    if (lag.has_source_last_archived_at()) {
+      absl::StrAppend(&source, " at ",
+                      LocalClockTime(FromProto(lag.source_last_archived_at()), now, zone));
+    }
+  }
+  section.Add("Source LSN", source);
+  std::string target =
+      lag.target_replay_lsn().empty() ? "nothing replayed" : Printable(lag.target_replay_lsn());
+  if (lag.has_target_last_replay_at()) {
+    absl::StrAppend(&target, ", last replayed commit from ",
+                    LocalClockTime(FromProto(lag.target_last_replay_at()), now, zone));
+  }
+  section.Add("Target replay LSN", target);
+  std::string behind = lag.lag_bytes() == 0 ? "caught up (0 B)" : HumanBytes(lag.lag_bytes());
+  if (lag.lag_bytes() > 0) {
+    absl::StrAppend(&behind, ", ",
+                    lag.has_lag_seconds() ? absl::StrFormat("%.1fs", lag.lag_seconds())
+                                          : std::string("seconds unknown (no commit replayed)"));
+  }
+  section.Add("Lag", behind);
+  section.Add("Measured", LocalTimeAndRelative(lag.has_measured_at(), lag.measured_at(), now, zone));
+  return section;
+}
+
+}  // namespace
+
+std::string FormatReplicationLag(const v1::ReplicationLag& lag, absl::Time now,
+                                 absl::TimeZone zone) {
+  return RenderSections({ReplicationLagSection(lag, now, zone)});
+}
+
+namespace {
+
+bool ShowsLag(const v1::MigrationInfo& migration) {
+  return migration.has_lag() && migration.lag().has_measured_at();
+}
+
+}  // namespace
+
 std::string FormatMigrationStatus(const v1::MigrationInfo& migration, absl::Time now,
                                   absl::TimeZone zone) {
   Section section{"Migration", {}};
@@ -205,7 +252,9 @@ std::string FormatMigrationStatus(const v1::MigrationInfo& migration, absl::Time
               LocalTimeAndRelative(migration.has_created_at(), migration.created_at(), now, zone));
   section.Add("Updated",
               LocalTimeAndRelative(migration.has_updated_at(), migration.updated_at(), now, zone));
-  std::string out = RenderSections({section});
+  std::vector<Section> sections = {section};
+  if (ShowsLag(migration)) sections.push_back(ReplicationLagSection(migration.lag(), now, zone));
+  std::string out = RenderSections(sections);
 
   if (!migration.phases().empty()) {
     absl::StrAppend(&out, "\nPhases (times ", ZoneLabel(zone), ")\n",

@@ -44,6 +44,17 @@ std::string FormatMigrationTable(const v1::ListMigrationsResponse& response, abs
 std::string FormatMigrationStatus(const v1::MigrationInfo& migration, absl::Time now,
                                   absl::TimeZone zone);
 
+// The lag of a standby target as `pghaul status` shows it (a section of its own, also part of
+// FormatMigrationStatus when the migration carries a measured lag):
+//
+//   Replication (the standby target against the source)
+//     Source LSN         0/9000100, last archived 000000010000000000000008 at 22:13:19
+//     Target replay LSN  0/8000000, last replayed commit from 22:13:10
+//     Lag                16.0 MiB, 10.0s        ("caught up (0 B)" when there is none)
+//     Measured           2026-11-26 22:13:20 UTC (3s ago)
+std::string FormatReplicationLag(const v1::ReplicationLag& lag, absl::Time now,
+                                 absl::TimeZone zone);
+
 // One event as `watch` prints it, with newline: "22:13:20  backup          text". The phase is
 // padded to the longest phase name so that texts line up; warnings and errors say so first
 // ("error: ...").

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "common/time_proto.h"
 #include "controller/preflight_checks.h"
@@ -75,29 +78,6 @@ std::string HumanBytes(uint64_t bytes) {
     ++unit;
   }
   return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
-}
-
-// Polls the target until its replay LSN reaches `lsn` or `deadline` passes.
-absl::Status WaitReplay(PhaseContext& ctx, const std::string& step, uint64_t lsn,
-                        absl::Time deadline) {
-  if (ctx.dry_run()) return absl::OkStatus();
-  for (int poll = 0;; ++poll) {
-    PGH_ASSIGN_OR_RETURN(
-        v1::TaskResult result,
-        ctx.Run(ctx.plan().target_agent, step, SqlTask(v1::SqlQuery::LAST_REPLAY_LSN),
-                {.read_only = true}));
-    const std::string& replay = result.values().at("lsn");
-    if (!replay.empty()) {
-      PGH_ASSIGN_OR_RETURN(uint64_t replayed, ParseLsn(replay));
-      if (replayed >= lsn) return absl::OkStatus();
-    }
-    if (ctx.Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the target replayed only up to ", replay.empty() ? "nothing" : replay,
-          " by the deadline; it needs ", absl::StrFormat("%X/%X", lsn >> 32, lsn & 0xffffffff)));
-    }
-    if (!ctx.Sleep(kPollInterval)) return absl::CancelledError("stopped while waiting");
-  }
 }
 
 absl::Status Preflight(PhaseContext& ctx) {
@@ -352,6 +332,113 @@ absl::Status Verify(PhaseContext& ctx) {
   return absl::OkStatus();
 }
 
+// PostgreSQL's timestamptz text in UTC, as the agent's sessions print it
+// ("2026-11-26 22:13:20.123456+00"); nullopt for "" or anything else.
+std::optional<absl::Time> ParsePgUtcTime(absl::string_view text) {
+  if (!absl::ConsumeSuffix(&text, "+00")) return std::nullopt;
+  absl::Time time;
+  std::string error;
+  if (!absl::ParseTime("%Y-%m-%d %H:%M:%E*S", text, absl::UTCTimeZone(), &time, &error)) {
+    return std::nullopt;
+  }
+  return time;
+}
+
+std::string FormatLsn(uint64_t lsn) {
+  return absl::StrFormat("%X/%X", lsn >> 32, lsn & 0xffffffff);
+}
+
+// What one look at both sides saw: the source's position (`source_lsn`, from a WAL switch), its
+// archiver (when read: values of STAT_ARCHIVER), and the target's LAST_REPLAY_LSN values.
+// Computes the lag and journals it in the migration's info for `pghaul status`.
+absl::StatusOr<v1::ReplicationLag> RecordLag(PhaseContext& ctx, uint64_t source_lsn,
+                                             const v1::TaskResult* archiver,
+                                             const v1::TaskResult& replay) {
+  v1::ReplicationLag lag = ctx.record().info().lag();
+  const absl::Time now = ctx.Now();
+  lag.set_source_lsn(FormatLsn(source_lsn));
+  if (archiver != nullptr) {
+    auto wal = archiver->values().find("last_archived_wal");
+    lag.set_source_last_archived_wal(wal == archiver->values().end() ? "" : wal->second);
+    auto at = archiver->values().find("last_archived_time");
+    std::optional<absl::Time> archived_at =
+        at == archiver->values().end() ? std::nullopt : ParsePgUtcTime(at->second);
+    if (archived_at.has_value()) {
+      *lag.mutable_source_last_archived_at() = ToProto(*archived_at);
+    } else {
+      lag.clear_source_last_archived_at();
+    }
+  }
+  auto replay_lsn = replay.values().find("lsn");
+  if (replay_lsn == replay.values().end()) {
+    return absl::InternalError("the target's LAST_REPLAY_LSN result has no lsn");
+  }
+  lag.set_target_replay_lsn(replay_lsn->second);
+  uint64_t replayed = 0;
+  if (!replay_lsn->second.empty()) {
+    PGH_ASSIGN_OR_RETURN(replayed, ParseLsn(replay_lsn->second));
+  }
+  auto replay_at = replay.values().find("replay_timestamp");
+  std::optional<absl::Time> replayed_at =
+      replay_at == replay.values().end() ? std::nullopt : ParsePgUtcTime(replay_at->second);
+  if (replayed_at.has_value()) {
+    *lag.mutable_target_last_replay_at() = ToProto(*replayed_at);
+  } else {
+    lag.clear_target_last_replay_at();
+  }
+  const bool caught_up = replayed >= source_lsn;
+  lag.set_lag_bytes(caught_up ? 0 : source_lsn - replayed);
+  if (caught_up) {
+    lag.set_lag_seconds(0);
+  } else if (replayed_at.has_value()) {
+    lag.set_lag_seconds(std::max(0.0, absl::ToDoubleSeconds(now - *replayed_at)));
+  } else {
+    lag.clear_lag_seconds();
+  }
+  *lag.mutable_measured_at() = ToProto(now);
+  PGH_RETURN_IF_ERROR(
+      ctx.Update([&](v1::MigrationRecord& r) { *r.mutable_info()->mutable_lag() = lag; }));
+  return lag;
+}
+
+// Polls the target until its replay LSN reaches `lsn` or `deadline` passes, journaling the lag
+// against `lsn` (the source's position) as it goes.
+absl::Status WaitReplayRecordingLag(PhaseContext& ctx, const std::string& step, uint64_t lsn,
+                                    absl::Time deadline) {
+  if (ctx.dry_run()) return absl::OkStatus();
+  for (int poll = 0;; ++poll) {
+    PGH_ASSIGN_OR_RETURN(
+        v1::TaskResult result,
+        ctx.Run(ctx.plan().target_agent, step, SqlTask(v1::SqlQuery::LAST_REPLAY_LSN),
+                {.read_only = true}));
+    PGH_ASSIGN_OR_RETURN(v1::ReplicationLag lag, RecordLag(ctx, lsn, nullptr, result));
+    if (lag.lag_bytes() == 0) return absl::OkStatus();
+    if (ctx.Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the target replayed only up to ",
+          lag.target_replay_lsn().empty() ? "nothing" : lag.target_replay_lsn(),
+          " by the deadline; it needs ", FormatLsn(lsn), " (", HumanBytes(lag.lag_bytes()),
+          " behind)"));
+    }
+    if (!ctx.Sleep(kPollInterval)) return absl::CancelledError("stopped while waiting");
+  }
+}
+
+std::string Seconds(absl::Duration d) { return absl::StrFormat("%.1f s", absl::ToDoubleSeconds(d)); }
+
+// The cutover, each step journaled (a restarted controller re-attaches to the task it sent):
+//
+//   catch-up-switch ─> catch-up (target replays up to it, ≤ 30 min)
+//     ─> gate-switch + gate (the lag: source position - target replay; more than
+//        cutover.max_lag: fail, nothing fenced)
+//     ─> [source_fenced journaled] fence (hard fence, see sql_catalogue.h)
+//     ─> final-switch ─> archiver (the last segment archived) ─> final-replay
+//     ─> stop-source (fence: stop) ─> promote [target_promoted journaled]
+//
+// From the fence on, the downtime budget (--max-downtime, else cutover.max_downtime) runs: a
+// step that ends past it, before promotion, lifts the fence and fails with the numbers. A
+// failure that is not a budget overrun (a task failed) leaves the source fenced: `pghaul abort`
+// lifts it, or cutover runs again.
 absl::Status Cutover(PhaseContext& ctx) {
   const Plan& plan = ctx.plan();
   v1::MigrationRecord record = ctx.record();
@@ -361,6 +448,11 @@ absl::Status Cutover(PhaseContext& ctx) {
         "cutover needs a target that follows the source's archive: run `pghaul restore " +
         plan.name + " --mode standby` first (the last restore was a rehearsal copy)");
   }
+  const absl::Duration budget = record.request().max_downtime_seconds() > 0
+                                    ? absl::Seconds(record.request().max_downtime_seconds())
+                                    : plan.cutover.max_downtime;
+  const std::string budget_source =
+      record.request().max_downtime_seconds() > 0 ? "--max-downtime" : "cutover.max_downtime";
   PGH_RETURN_IF_ERROR(Configure(ctx, plan.source_agent));
   PGH_RETURN_IF_ERROR(Configure(ctx, plan.target_agent));
 
@@ -373,35 +465,79 @@ absl::Status Cutover(PhaseContext& ctx) {
       PGH_ASSIGN_OR_RETURN(uint64_t lsn, ParseLsn(pre.values().at("lsn")));
       ctx.Event("info", absl::StrCat("waiting for the target to replay up to ",
                                      pre.values().at("lsn"), " before fencing"));
-      PGH_RETURN_IF_ERROR(WaitReplay(ctx, "catch-up", lsn, ctx.Now() + absl::Minutes(30)));
+      PGH_RETURN_IF_ERROR(
+          WaitReplayRecordingLag(ctx, "catch-up", lsn, ctx.Now() + absl::Minutes(30)));
+    }
+    // The gate: what the target still lacks right now is what must cross while fenced.
+    PGH_ASSIGN_OR_RETURN(v1::TaskResult gate_switch,
+                         ctx.Run(plan.source_agent, "gate-switch",
+                                 SqlTask(v1::SqlQuery::SWITCH_WAL), {.read_only = true}));
+    std::vector<absl::StatusOr<v1::TaskResult>> gate = ctx.RunAll(
+        {{plan.source_agent, "gate-archiver", SqlTask(v1::SqlQuery::STAT_ARCHIVER),
+          {.read_only = true}},
+         {plan.target_agent, "gate", SqlTask(v1::SqlQuery::LAST_REPLAY_LSN),
+          {.read_only = true}}});
+    for (const auto& result : gate) PGH_RETURN_IF_ERROR(result.status());
+    if (!ctx.dry_run()) {
+      PGH_ASSIGN_OR_RETURN(uint64_t source_lsn, ParseLsn(gate_switch.values().at("lsn")));
+      PGH_ASSIGN_OR_RETURN(v1::ReplicationLag lag,
+                           RecordLag(ctx, source_lsn, &*gate[0], *gate[1]));
+      if (lag.lag_bytes() > plan.cutover.max_lag_bytes) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "not fencing: the target lags ", HumanBytes(lag.lag_bytes()), " (",
+            lag.lag_bytes(), " bytes: source at ", lag.source_lsn(), ", target replayed ",
+            lag.target_replay_lsn().empty() ? "nothing" : lag.target_replay_lsn(),
+            ") behind the source, more than cutover.max_lag ",
+            HumanBytes(plan.cutover.max_lag_bytes), " (", plan.cutover.max_lag_bytes,
+            " bytes). Nothing was fenced; run cutover again when writes are lighter, or raise "
+            "cutover.max_lag"));
+      }
+      ctx.Event("info", absl::StrCat("the target lags ", HumanBytes(lag.lag_bytes()),
+                                     " (cutover.max_lag ", HumanBytes(plan.cutover.max_lag_bytes),
+                                     "); downtime budget ", Seconds(budget), " (",
+                                     budget_source, ")"));
     }
     PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
       r.set_source_fenced(true);
       *r.mutable_fenced_at() = ToProto(ctx.Now());
     }));
-    ctx.Event("info", "fencing the source: read-only, other sessions ended");
+    ctx.Event("info", "fencing the source: new logins refused but the agent's, other sessions "
+                      "ended, read-only");
   }
-  PGH_RETURN_IF_ERROR(
-      ctx.Run(plan.source_agent, "fence", SqlTask(v1::SqlQuery::FENCE_READ_ONLY)).status());
+  PGH_RETURN_IF_ERROR(ctx.Run(plan.source_agent, "fence",
+                              SqlTask(v1::SqlQuery::FENCE_READ_ONLY, plan.name))
+                          .status());
   absl::Time fenced_at = FromProto(ctx.record().fenced_at());
-  absl::Time deadline = fenced_at + plan.cutover.max_downtime;
+  absl::Time deadline = fenced_at + budget;
 
-  auto lift_fence = [&](const absl::Status& why) -> absl::Status {
-    ctx.Event("error", absl::StrCat("cutover stopped before promotion: ", why.message(),
-                                    "; lifting the fence"));
-    PGH_RETURN_IF_ERROR(
-        ctx.Run(plan.source_agent, "unfence", SqlTask(v1::SqlQuery::UNFENCE)).status());
+  auto lift_fence = [&](absl::string_view step, const absl::Status& why) -> absl::Status {
+    const std::string numbers =
+        absl::StrCat("the downtime budget is ", Seconds(budget), " (", budget_source,
+                     "), and ", Seconds(ctx.Now() - fenced_at), " had passed since the fence");
+    ctx.Event("error", absl::StrCat("cutover stopped before promotion at ", step, ": ",
+                                    why.message(), "; ", numbers, "; lifting the fence"));
+    PGH_RETURN_IF_ERROR(ctx.Run(plan.source_agent, "unfence",
+                                SqlTask(v1::SqlQuery::UNFENCE, plan.name))
+                            .status());
     PGH_RETURN_IF_ERROR(
         ctx.Update([](v1::MigrationRecord& r) { r.set_source_fenced(false); }));
     return absl::DeadlineExceededError(absl::StrCat(
-        "cutover gave up before promoting the target: ", why.message(),
-        ". The source is writable again and nothing was lost; look at the archiving and the "
-        "target's replay (pghaul status), then run cutover again"));
+        "cutover gave up before promoting the target (", step, "): ", why.message(), "; ",
+        numbers, ". The source is writable again and nothing was lost; look at the archiving "
+        "and the target's replay (pghaul status), then run cutover again (--max-downtime sets "
+        "a larger budget)"));
   };
+  // A step that ended past the budget.
+  auto over_budget = [&](absl::string_view step) -> absl::Status {
+    if (ctx.dry_run() || ctx.Now() <= deadline) return absl::OkStatus();
+    return lift_fence(step, absl::DeadlineExceededError("the budget ran out"));
+  };
+  PGH_RETURN_IF_ERROR(over_budget("fence"));
 
   PGH_ASSIGN_OR_RETURN(v1::TaskResult final_switch,
                        ctx.Run(plan.source_agent, "final-switch",
                                SqlTask(v1::SqlQuery::SWITCH_WAL)));
+  PGH_RETURN_IF_ERROR(over_budget("final-switch"));
   if (!ctx.dry_run()) {
     const std::string walfile = final_switch.values().at("walfile");
     PGH_ASSIGN_OR_RETURN(uint64_t final_lsn, ParseLsn(final_switch.values().at("lsn")));
@@ -414,17 +550,18 @@ absl::Status Cutover(PhaseContext& ctx) {
       const std::string& last = archiver.values().at("last_archived_wal");
       if (last.size() == walfile.size() && last >= walfile) break;
       if (ctx.Now() >= deadline) {
-        return lift_fence(absl::DeadlineExceededError(absl::StrCat(
-            walfile, " was not archived within max_downtime (last archived: ",
-            last.empty() ? "none" : last, ")")));
+        return lift_fence("archiver", absl::DeadlineExceededError(absl::StrCat(
+                                          walfile, " was not archived (last archived: ",
+                                          last.empty() ? "none" : last, ")")));
       }
       if (!ctx.Sleep(kPollInterval)) return absl::CancelledError("stopped while waiting");
     }
-    absl::Status replayed = WaitReplay(ctx, "final-replay", final_lsn, deadline);
-    if (absl::IsDeadlineExceeded(replayed)) return lift_fence(replayed);
+    absl::Status replayed = WaitReplayRecordingLag(ctx, "final-replay", final_lsn, deadline);
+    if (absl::IsDeadlineExceeded(replayed)) return lift_fence("final-replay", replayed);
     PGH_RETURN_IF_ERROR(replayed);
     ctx.Event("info", "the target replayed the source's last WAL");
   }
+  PGH_RETURN_IF_ERROR(over_budget("final-replay"));
   if (plan.fence == FenceMethod::kStop) {
     PGH_RETURN_IF_ERROR(
         ctx.Run(plan.source_agent, "stop-source", ServiceTask(v1::ServiceAction::STOP)).status());
@@ -486,7 +623,7 @@ absl::Status RunAbort(PhaseContext& ctx) {
   }
   if (record.source_fenced()) {
     PGH_RETURN_IF_ERROR(
-        ctx.Run(plan.source_agent, "unfence", SqlTask(v1::SqlQuery::UNFENCE)).status());
+        ctx.Run(plan.source_agent, "unfence", SqlTask(v1::SqlQuery::UNFENCE, plan.name)).status());
     PGH_RETURN_IF_ERROR(ctx.Update([](v1::MigrationRecord& r) { r.set_source_fenced(false); }));
     ctx.Event("info", "the source's fence is lifted: it accepts writes again");
   }

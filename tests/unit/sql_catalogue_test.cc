@@ -113,6 +113,7 @@ class SqlCatalogueTest : public ::testing::Test {
   absl::StatusOr<Values> Run(v1::SqlQuery::Query query, const TestServer& server) {
     v1::SqlQuery request;
     request.set_query(query);
+    request.set_migration_id("m1");  // FENCE_READ_ONLY and UNFENCE mark their hba block with it
     return RunSqlQuery(server.Connection(), request);
   }
   absl::StatusOr<Values> Run(v1::SqlQuery::Query query) { return Run(query, *primary_); }
@@ -250,7 +251,9 @@ TEST_F(SqlCatalogueTest, FenceEndsOtherSessionsAndMakesNewTransactionsReadOnly) 
 
   absl::StatusOr<Values> fenced = Run(v1::SqlQuery::FENCE_READ_ONLY);
   ASSERT_TRUE(fenced.ok()) << fenced.status();
-  EXPECT_EQ(*fenced, (Values{{"terminated", "1"}, {"not_terminated", "0"}}));
+  EXPECT_EQ(fenced->at("terminated"), "1");
+  EXPECT_EQ(fenced->at("not_terminated"), "0");
+  EXPECT_EQ(fenced->at("hba_block"), "added");
 
   // The other session is gone: its server process exited before FENCE returned.
   absl::Status dead = other->Execute("SELECT 1").status();
@@ -264,10 +267,11 @@ TEST_F(SqlCatalogueTest, FenceEndsOtherSessionsAndMakesNewTransactionsReadOnly) 
   absl::StatusOr<Values> again = Run(v1::SqlQuery::FENCE_READ_ONLY);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->at("terminated"), "0");
+  EXPECT_EQ(again->at("hba_block"), "unchanged");
 
   absl::StatusOr<Values> unfenced = Run(v1::SqlQuery::UNFENCE);
   ASSERT_TRUE(unfenced.ok()) << unfenced.status();
-  EXPECT_THAT(*unfenced, IsEmpty());
+  EXPECT_EQ(unfenced->at("hba_block_removed"), "true");
   absl::Status writable = Exec("INSERT INTO t VALUES (2)");
   EXPECT_TRUE(writable.ok()) << writable;
 }

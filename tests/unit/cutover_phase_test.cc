@@ -1,0 +1,223 @@
+// The cutover phase against a scripted PhaseContext: the lag gate before the fence, the lag
+// journaled for `pghaul status`, and the downtime budget (plan or --max-downtime) after it. Time
+// is the context's own clock: each step may cost some, and Sleep advances it.
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/time_proto.h"
+#include "controller/migration_phases.h"
+#include "controller/phase_context.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace pghaul::controller {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr uint64_t kMiB = 1 << 20;
+
+class ScriptedContext : public PhaseContext {
+ public:
+  ScriptedContext() {
+    plan_.name = "m1";
+    plan_.source_agent = "legacy";
+    plan_.target_agent = "target";
+    plan_.cutover.max_lag_bytes = 16 * kMiB;
+    plan_.cutover.max_downtime = absl::Seconds(30);
+    record_.mutable_info()->set_restore_mode("standby");
+  }
+
+  const Plan& plan() const override { return plan_; }
+  v1::MigrationRecord record() const override { return record_; }
+  absl::Status Update(absl::FunctionRef<void(v1::MigrationRecord&)> change) override {
+    change(record_);
+    return absl::OkStatus();
+  }
+  void Event(absl::string_view level, absl::string_view text) override {
+    events_.push_back(absl::StrCat(level, ": ", text));
+  }
+  absl::StatusOr<v1::TaskResult> Run(const std::string& agent_id, absl::string_view step,
+                                     v1::Task task, StepOptions) override {
+    steps_.push_back(std::string(step));
+    tasks_[std::string(step)] = task;
+    auto cost = step_cost_.find(std::string(step));
+    if (cost != step_cost_.end()) now_ += cost->second;
+    v1::TaskResult result;
+    result.set_state(v1::TaskResult::SUCCEEDED);
+    auto& values = *result.mutable_values();
+    if (task.has_sql()) {
+      switch (task.sql().query()) {
+        case v1::SqlQuery::SWITCH_WAL:
+          values["lsn"] = step == "final-switch" ? final_lsn_ : source_lsn_;
+          values["walfile"] = "000000010000000000000009";
+          break;
+        case v1::SqlQuery::LAST_REPLAY_LSN:
+          values["lsn"] = step == "final-replay" ? final_replay_lsn_ : replay_lsn_;
+          values["replay_timestamp"] = replay_timestamp_;
+          values["in_recovery"] = "true";
+          break;
+        case v1::SqlQuery::STAT_ARCHIVER:
+          values["last_archived_wal"] = "000000010000000000000009";
+          values["last_archived_time"] = "2026-11-26 22:00:01.5+00";
+          break;
+        default:
+          break;
+      }
+    }
+    (void)agent_id;
+    return result;
+  }
+  std::vector<absl::StatusOr<v1::TaskResult>> RunAll(std::vector<Parallel> tasks) override {
+    std::vector<absl::StatusOr<v1::TaskResult>> results;
+    for (Parallel& p : tasks) results.push_back(Run(p.agent_id, p.step, p.task, p.options));
+    return results;
+  }
+  bool Sleep(absl::Duration d) override {
+    now_ += d;
+    return true;
+  }
+  absl::Time Now() const override { return now_; }
+  bool dry_run() const override { return false; }
+  absl::StatusOr<v1::Secrets> Secrets() const override { return v1::Secrets(); }
+
+  bool Ran(absl::string_view step) const {
+    return std::find(steps_.begin(), steps_.end(), step) != steps_.end();
+  }
+
+  Plan plan_;
+  v1::MigrationRecord record_;
+  absl::Time now_ = absl::FromUnixSeconds(1795730400);  // 2026-11-26 22:00:00 UTC
+  std::string source_lsn_ = "0/9000000";
+  std::string replay_lsn_ = "0/9000000";
+  std::string final_lsn_ = "0/9000100";
+  std::string final_replay_lsn_ = "0/9000100";
+  std::string replay_timestamp_ = "";
+  std::map<std::string, absl::Duration> step_cost_;
+  std::vector<std::string> steps_;
+  std::map<std::string, v1::Task> tasks_;
+  std::vector<std::string> events_;
+};
+
+TEST(CutoverPhaseTest, CatchUpThatNeverArrivesFailsBeforeFencing) {
+  ScriptedContext ctx;
+  ctx.source_lsn_ = "0/D000000";                   // the catch-up switch
+  ctx.replay_lsn_ = "0/9000000";                   // the target stays 64 MiB behind
+  ctx.step_cost_["catch-up"] = absl::Minutes(31);  // past the catch-up's 30 minutes
+  absl::Status status = RunPhase("cutover", ctx);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("64.0 MiB behind"));
+  EXPECT_FALSE(ctx.Ran("fence"));
+  EXPECT_FALSE(ctx.record_.source_fenced());
+  EXPECT_EQ(ctx.record_.info().lag().lag_bytes(), 64 * kMiB);
+}
+
+// The gate looks at the source's position from its own WAL switch: a context whose gate switch
+// answers further ahead than the target's replay.
+class GateContext : public ScriptedContext {
+ public:
+  absl::StatusOr<v1::TaskResult> Run(const std::string& agent_id, absl::string_view step,
+                                     v1::Task task, StepOptions options) override {
+    absl::StatusOr<v1::TaskResult> result =
+        ScriptedContext::Run(agent_id, step, std::move(task), options);
+    if (result.ok() && step == "gate-switch") (*result->mutable_values())["lsn"] = gate_lsn_;
+    return result;
+  }
+  std::string gate_lsn_;
+};
+
+TEST(CutoverPhaseTest, LagAboveMaxLagAtTheGateFailsWithBothNumbersAndFencesNothing) {
+  GateContext ctx;
+  ctx.gate_lsn_ = "0/D000000";  // 64 MiB past the replayed 0/9000000
+  absl::Status status = RunPhase("cutover", ctx);
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("64.0 MiB"));
+  EXPECT_THAT(status.message(), HasSubstr("cutover.max_lag 16.0 MiB"));
+  EXPECT_THAT(status.message(), HasSubstr("Nothing was fenced"));
+  EXPECT_FALSE(ctx.Ran("fence"));
+  EXPECT_FALSE(ctx.record_.source_fenced());
+  EXPECT_EQ(ctx.record_.info().lag().lag_bytes(), 64 * kMiB);
+  EXPECT_EQ(ctx.record_.info().lag().source_lsn(), "0/D000000");
+  EXPECT_EQ(ctx.record_.info().lag().target_replay_lsn(), "0/9000000");
+}
+
+TEST(CutoverPhaseTest, GateJournalsLagInBytesAndSecondsAndTheArchiverForStatus) {
+  GateContext ctx;
+  ctx.gate_lsn_ = "0/9100000";  // 1 MiB behind: under max_lag
+  ctx.replay_timestamp_ = "2026-11-26 21:59:55.25+00";
+  ctx.step_cost_["fence"] = absl::Seconds(1);
+  absl::Status status = RunPhase("cutover", ctx);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_TRUE(ctx.record_.target_promoted());
+  // The last measurement (final replay) is caught up; the gate's is in the events.
+  const v1::ReplicationLag& lag = ctx.record_.info().lag();
+  EXPECT_EQ(lag.lag_bytes(), 0u);
+  EXPECT_EQ(lag.lag_seconds(), 0.0);
+  EXPECT_EQ(lag.source_last_archived_wal(), "000000010000000000000009");
+  EXPECT_EQ(FromProto(lag.source_last_archived_at()),
+            absl::FromUnixSeconds(1795730401) + absl::Milliseconds(500));
+  EXPECT_EQ(FromProto(lag.target_last_replay_at()),
+            absl::FromUnixSeconds(1795730395) + absl::Milliseconds(250));
+  EXPECT_THAT(ctx.events_,
+              Contains(HasSubstr("the target lags 1.0 MiB (cutover.max_lag 16.0 MiB)")));
+}
+
+TEST(CutoverPhaseTest, LagSecondsCountFromTheLastReplayedCommitWhileBehind) {
+  GateContext ctx;
+  ctx.gate_lsn_ = "0/D000000";
+  ctx.replay_timestamp_ = "2026-11-26 21:59:50+00";  // 10 s before the context's now
+  ASSERT_FALSE(RunPhase("cutover", ctx).ok());
+  const v1::ReplicationLag& lag = ctx.record_.info().lag();
+  ASSERT_TRUE(lag.has_lag_seconds());
+  EXPECT_DOUBLE_EQ(lag.lag_seconds(), 10.0);
+  EXPECT_EQ(FromProto(lag.measured_at()), ctx.now_);
+}
+
+TEST(CutoverPhaseTest, MaxDowntimeFromTheCommandOverridesThePlanAndAnOverrunLiftsTheFence) {
+  ScriptedContext ctx;
+  ctx.plan_.cutover.max_downtime = absl::Seconds(60);
+  ctx.record_.mutable_request()->set_max_downtime_seconds(5);
+  ctx.step_cost_["fence"] = absl::Seconds(10);  // ending sessions took longer than the budget
+  absl::Status status = RunPhase("cutover", ctx);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("the downtime budget is 5.0 s (--max-downtime)"));
+  EXPECT_THAT(status.message(), HasSubstr("10.0 s had passed since the fence"));
+  EXPECT_TRUE(ctx.Ran("unfence"));
+  EXPECT_EQ(ctx.tasks_["unfence"].sql().migration_id(), "m1");
+  EXPECT_FALSE(ctx.Ran("final-switch"));
+  EXPECT_FALSE(ctx.Ran("promote"));
+  EXPECT_FALSE(ctx.record_.source_fenced());
+  EXPECT_FALSE(ctx.record_.target_promoted());
+
+  // Within the plan's 60 s the same 10 s fence is fine.
+  ScriptedContext relaxed;
+  relaxed.plan_.cutover.max_downtime = absl::Seconds(60);
+  relaxed.step_cost_["fence"] = absl::Seconds(10);
+  absl::Status done = RunPhase("cutover", relaxed);
+  EXPECT_TRUE(done.ok()) << done;
+  EXPECT_TRUE(relaxed.record_.target_promoted());
+  EXPECT_EQ(relaxed.tasks_["fence"].sql().migration_id(), "m1");
+}
+
+TEST(CutoverPhaseTest, ReplayThatMissesTheBudgetLiftsTheFenceWithThePlansNumbers) {
+  ScriptedContext ctx;
+  ctx.final_replay_lsn_ = "0/9000000";  // never reaches the final 0/9000100
+  absl::Status status = RunPhase("cutover", ctx);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("final-replay"));
+  EXPECT_THAT(status.message(), HasSubstr("the downtime budget is 30.0 s (cutover.max_downtime)"));
+  EXPECT_TRUE(ctx.Ran("unfence"));
+  EXPECT_THAT(ctx.steps_, Not(Contains("promote")));
+  EXPECT_EQ(ctx.record_.info().lag().lag_bytes(), 0x100u);
+}
+
+}  // namespace
+}  // namespace pghaul::controller
