@@ -116,6 +116,10 @@ SELECT coalesce(sum(pg_database_size(oid)) FILTER (WHERE readable), 0)::text,
           FROM pg_database WHERE datallowconn) AS databases
 )sql";
 constexpr char kExtensionsQuery[] = "SELECT extname, extversion FROM pg_extension ORDER BY extname";
+// Host-wide: the server reads its extension directory (SHAREDIR/extension) for every database
+// alike, so one connection answers for all.
+constexpr char kAvailableExtensionsQuery[] =
+    "SELECT name, version FROM pg_available_extension_versions ORDER BY name, version";
 
 absl::Status ReadServerRow(PGconn* conn, pghaul::v1::PostgresFacts& facts,
                            std::vector<std::string>& problems) {
@@ -243,6 +247,21 @@ void ReadExtensions(const PostgresConnection& conn, const std::string& database,
   }
 }
 
+void ReadAvailableExtensions(PGconn* conn, pghaul::v1::PostgresFacts& facts,
+                             std::vector<std::string>& problems) {
+  absl::StatusOr<Result> result = Query(conn, kAvailableExtensionsQuery);
+  if (!result.ok()) {
+    problems.push_back(
+        absl::StrCat("cannot list the extensions this host provides: ", result.status().message()));
+    return;
+  }
+  for (int row = 0; row < PQntuples(result->get()); ++row) {
+    pghaul::v1::Extension* extension = facts.add_available_extensions();
+    extension->set_name(Text(result->get(), row, 0));
+    extension->set_version(Text(result->get(), row, 1));
+  }
+}
+
 void GatherDiskFacts(const std::string& data_directory, pghaul::v1::HostFacts& facts) {
   if (data_directory.empty()) {
     facts.set_disk_error("no data directory is configured");
@@ -365,6 +384,7 @@ pghaul::v1::PostgresFacts GatherPostgresFacts(const PostgresConnection& conn) {
     ReadSystemIdentifier(main->get(), facts, problems);
     ReadTablespaces(main->get(), facts, problems);
     ReadDatabaseSize(main->get(), facts, problems);
+    ReadAvailableExtensions(main->get(), facts, problems);
     databases = ListDatabases(main->get(), problems);
   }  // Closed before the per-database connections: at most one connection at a time.
   for (const std::string& database : databases) ReadExtensions(conn, database, facts, problems);

@@ -28,10 +28,11 @@ std::string ParseOsReleasePrettyName(absl::string_view os_release_text);
 
 // Asks the local PostgreSQL about itself through libpq, with fixed queries only, closing every
 // connection before returning. Extensions are listed for every database that accepts
-// connections, connecting to each in turn. When the server cannot be reached, reachable is
-// false and error holds libpq's message. When it is reached but some facts cannot be read (a
-// user without the rights to see data_directory, a database refusing connections), reachable is
-// true, the facts read are filled in, and error says what is missing.
+// connections, connecting to each in turn; the extension versions the host's packages provide
+// (pg_available_extension_versions) are listed once, for the host. When the server cannot be
+// reached, reachable is false and error holds libpq's message. When it is reached but some facts
+// cannot be read (a user without the rights to see data_directory, a database refusing
+// connections), reachable is true, the facts read are filled in, and error says what is missing.
 pghaul::v1::PostgresFacts GatherPostgresFacts(const PostgresConnection& conn);
 
 }  // namespace pghaul::agent

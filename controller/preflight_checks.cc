@@ -521,55 +521,80 @@ class Checker {
     return Check(kName, kCheckPass, source, target, "same C library version");
   }
 
-  // The target's facts list the extensions created in its databases (pg_extension), not those
-  // its host could install (pg_available_extension_versions): an extension whose package is on
-  // the target but that no target database has created is reported missing. The fix says how to
-  // make it visible; a false "fail" is safer here than a restored cluster whose catalogue
-  // references a shared library the target does not have.
+  // An extension the source has created must be on the target host at the same version: either
+  // created in some target database, or provided by the target's packages (its control file and
+  // scripts are in the server's extension directory: pg_available_extension_versions). The
+  // restore brings the source's catalogue, which then references the target's files. An agent
+  // that does not report the available versions (older than this field) leaves only the created
+  // ones to compare, which errs on the safe side.
   v1::CheckResult Extensions() const {
     constexpr char kName[] = "extensions";
     if (std::string why = MissingSide(true, true, true); !why.empty())
       return NotCompared(kName, why);
     // name -> version -> databases
     std::map<std::string, std::map<std::string, std::set<std::string>>> source;
-    std::map<std::string, std::set<std::string>> target;  // name -> versions
+    std::map<std::string, std::set<std::string>> created;    // name -> versions
+    std::map<std::string, std::set<std::string>> available;  // name -> versions
     for (const v1::Extension& e : in_.source.postgres().extensions()) {
       source[e.name()][e.version()].insert(e.database());
     }
     for (const v1::Extension& e : in_.target.postgres().extensions()) {
-      target[e.name()].insert(e.version());
+      created[e.name()].insert(e.version());
     }
+    for (const v1::Extension& e : in_.target.postgres().available_extensions()) {
+      available[e.name()].insert(e.version());
+    }
+    const bool knows_available = !available.empty();
+    auto has = [](const std::map<std::string, std::set<std::string>>& versions,
+                  const std::string& name, const std::string& version) {
+      auto found = versions.find(name);
+      return found != versions.end() && found->second.count(version) > 0;
+    };
     std::vector<std::string> source_list;
-    for (const auto& [name, versions] : source) {
-      for (const auto& [version, databases] : versions) {
-        source_list.push_back(absl::StrCat(name, " ", version));
+    std::vector<std::string> target_list;
+    for (const auto& [name, versions] : created) {
+      for (const std::string& version : versions) {
+        target_list.push_back(absl::StrCat(name, " ", version));
       }
     }
-    std::vector<std::string> target_list;
-    for (const auto& [name, versions] : target) {
-      for (const std::string& version : versions)
-        target_list.push_back(absl::StrCat(name, " ", version));
-    }
+    std::vector<std::string> installable;
     std::vector<std::string> missing;
     std::vector<std::string> different;
     for (const auto& [name, versions] : source) {
-      auto found = target.find(name);
       for (const auto& [version, databases] : versions) {
+        source_list.push_back(absl::StrCat(name, " ", version));
+        if (has(created, name, version)) continue;
+        if (has(available, name, version)) {
+          installable.push_back(absl::StrCat(name, " ", version));
+          target_list.push_back(absl::StrCat(name, " ", version, " (installable)"));
+          continue;
+        }
+        std::set<std::string> other;
+        for (const auto* versions_on_target : {&created, &available}) {
+          auto found = versions_on_target->find(name);
+          if (found != versions_on_target->end()) {
+            other.insert(found->second.begin(), found->second.end());
+          }
+        }
         std::string where = absl::StrCat(" (in ", absl::StrJoin(databases, ", "), ")");
-        if (found == target.end()) {
+        if (other.empty()) {
           missing.push_back(absl::StrCat(name, " ", version, where));
-        } else if (found->second.count(version) == 0) {
+        } else {
           different.push_back(absl::StrCat(name, " ", version, where, ": the target has ",
-                                           absl::StrJoin(found->second, ", ")));
+                                           absl::StrJoin(other, ", ")));
         }
       }
     }
     std::string source_text = absl::StrJoin(source_list, ", ");
     std::string target_text = absl::StrJoin(target_list, ", ");
     if (missing.empty() && different.empty()) {
-      return Check(kName, kCheckPass, source_text, target_text,
-                   absl::StrCat("every extension of the source (", source_list.size(),
-                                ") is on the target at the same version"));
+      std::string message = absl::StrCat("every extension of the source (", source_list.size(),
+                                         ") is on the target at the same version");
+      if (!installable.empty()) {
+        absl::StrAppend(&message, "; provided by the target's packages, not created there yet: ",
+                        absl::StrJoin(installable, ", "), " (the restored catalogue brings them)");
+      }
+      return Check(kName, kCheckPass, source_text, target_text, message);
     }
     std::vector<std::string> parts;
     if (!missing.empty()) {
@@ -579,12 +604,19 @@ class Checker {
       parts.push_back(
           absl::StrCat("another version on the target: ", absl::StrJoin(different, "; ")));
     }
-    return Check(kName, kCheckFail, source_text, target_text,
-                 absl::StrCat(absl::StrJoin(parts, "; "),
-                              " (the target is only known to have the extensions created in its "
-                              "databases)"),
-                 "install the packages of these extension versions on the target and CREATE "
-                 "EXTENSION each in a target database, so that preflight can see them");
+    std::string message = absl::StrJoin(parts, "; ");
+    if (!knows_available) {
+      absl::StrAppend(&message,
+                      " (the target's agent did not say which extensions its packages provide, "
+                      "so only those created in its databases count)");
+    }
+    return Check(kName, kCheckFail, source_text, target_text, message,
+                 knows_available
+                     ? "install the packages that provide these extension versions on the target "
+                       "host (their control files belong in the server's extension directory)"
+                     : "install the packages of these extension versions on the target and "
+                       "CREATE EXTENSION each in a target database, or upgrade the target's "
+                       "pghaul-agent, so that preflight can see them");
   }
 
   v1::CheckResult Tablespaces() const {

@@ -420,6 +420,57 @@ TEST_F(PreflightChecksTest, ExtensionsInOtherTargetDatabasesCount) {
   ExpectStatus(Run("extensions"), kCheckPass);
 }
 
+// The versions the target host's packages provide (pg_available_extension_versions).
+void AddAvailable(v1::PostgresFacts& pg, const std::string& name, const std::string& version) {
+  v1::Extension* e = pg.add_available_extensions();
+  e->set_name(name);
+  e->set_version(version);
+}
+
+TEST_F(PreflightChecksTest, ExtensionProvidedByTheTargetsPackagesPassesWithoutCreateExtension) {
+  v1::Extension* postgis = SourcePg().add_extensions();
+  postgis->set_database("maps");
+  postgis->set_name("postgis");
+  postgis->set_version("3.3.2");
+  AddAvailable(TargetPg(), "plpgsql", "1.0");
+  AddAvailable(TargetPg(), "postgis", "3.3.1");
+  AddAvailable(TargetPg(), "postgis", "3.3.2");
+  v1::CheckResult result = Run("extensions");
+  ExpectStatus(result, kCheckPass);
+  EXPECT_THAT(result.target(), HasSubstr("postgis 3.3.2 (installable)"));
+  EXPECT_THAT(result.message(),
+              HasSubstr("provided by the target's packages, not created there yet: postgis 3.3.2"));
+}
+
+TEST_F(PreflightChecksTest, ExtensionAbsentFromTheTargetHostFailsWithAPackageFix) {
+  v1::Extension* postgis = SourcePg().add_extensions();
+  postgis->set_database("maps");
+  postgis->set_name("postgis");
+  postgis->set_version("3.3.2");
+  // The agent reported what the host provides, and postgis is not among it.
+  AddAvailable(TargetPg(), "plpgsql", "1.0");
+  AddAvailable(TargetPg(), "pg_stat_statements", "1.10");
+  v1::CheckResult result = Run("extensions");
+  ExpectStatus(result, kCheckFail);
+  EXPECT_THAT(result.message(), HasSubstr("missing on the target: postgis 3.3.2 (in maps)"));
+  EXPECT_THAT(result.message(), Not(HasSubstr("only those created")));
+  EXPECT_THAT(result.fix(), HasSubstr("install the packages that provide"));
+  EXPECT_THAT(result.fix(), Not(HasSubstr("CREATE EXTENSION")));
+}
+
+TEST_F(PreflightChecksTest, ExtensionProvidedOnlyAtAnotherVersionFails) {
+  v1::Extension* postgis = SourcePg().add_extensions();
+  postgis->set_database("maps");
+  postgis->set_name("postgis");
+  postgis->set_version("3.3.2");
+  AddAvailable(TargetPg(), "plpgsql", "1.0");
+  AddAvailable(TargetPg(), "postgis", "3.1.0");
+  v1::CheckResult result = Run("extensions");
+  ExpectStatus(result, kCheckFail);
+  EXPECT_THAT(result.message(), HasSubstr("another version on the target: postgis 3.3.2 (in "
+                                          "maps): the target has 3.1.0"));
+}
+
 TEST_F(PreflightChecksTest, TablespacesWarnWithTheirPathsOnAnotherHost) {
   v1::Tablespace* t = SourcePg().add_tablespaces();
   t->set_name("fast");
