@@ -14,8 +14,9 @@
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "common/time_proto.h"
+#include "controller/phase_tasks.h"
 #include "controller/preflight_checks.h"
-#include "controller/verify_report.h"
+#include "controller/verify_phase.h"
 #include "nlohmann/json.hpp"
 
 namespace pghaul::controller {
@@ -25,60 +26,6 @@ constexpr absl::Duration kPollInterval = absl::Milliseconds(250);
 // wal_retrieve_retry_interval of a standby target: a few GETs a second on an S3 repository while
 // the migration follows the archive, for a catch-up and a last segment fetched in a quarter second.
 constexpr uint32_t kStandbyWalRetrieveRetryMs = 250;
-
-v1::Task SqlTask(v1::SqlQuery::Query query, const std::string& migration_id = "") {
-  v1::Task task;
-  task.mutable_sql()->set_query(query);
-  if (!migration_id.empty()) task.mutable_sql()->set_migration_id(migration_id);
-  return task;
-}
-
-v1::Task ServiceTask(v1::ServiceAction::Action action) {
-  v1::Task task;
-  task.mutable_service()->set_action(action);
-  if (action == v1::ServiceAction::STOP) task.mutable_service()->set_stop_mode("fast");
-  return task;
-}
-
-v1::Task PgBackRestTask(const Plan& plan) {
-  v1::Task task;
-  task.mutable_pgbackrest()->set_migration_id(plan.name);
-  return task;
-}
-
-// Writes the migration's pgBackRest config on `agent_id` (with the secrets, which live only in
-// the agent's memory: sent again at the start of every phase, so an agent restart between
-// phases loses nothing).
-absl::Status Configure(PhaseContext& ctx, const std::string& agent_id) {
-  PGH_ASSIGN_OR_RETURN(v1::Secrets secrets, ctx.Secrets());
-  v1::Task task;
-  *task.mutable_configure_pgbackrest() = MakeConfigureTask(ctx.plan(), secrets);
-  return ctx.Run(agent_id, agent_id == ctx.plan().source_agent ? "configure-source"
-                                                               : "configure-target",
-                 std::move(task))
-      .status();
-}
-
-absl::StatusOr<uint64_t> ParseLsn(absl::string_view lsn) {
-  std::vector<absl::string_view> parts = absl::StrSplit(lsn, '/');
-  uint32_t high = 0, low = 0;
-  if (parts.size() != 2 || !absl::SimpleHexAtoi(parts[0], &high) ||
-      !absl::SimpleHexAtoi(parts[1], &low)) {
-    return absl::InvalidArgumentError(absl::StrCat("not an LSN: '", lsn, "'"));
-  }
-  return (static_cast<uint64_t>(high) << 32) | low;
-}
-
-std::string HumanBytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024 && unit < 4) {
-    value /= 1024;
-    ++unit;
-  }
-  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
-}
 
 absl::Status Preflight(PhaseContext& ctx) {
   const Plan& plan = ctx.plan();
@@ -279,59 +226,6 @@ absl::Status Restore(PhaseContext& ctx) {
   }
 }
 
-absl::Status Verify(PhaseContext& ctx) {
-  const Plan& plan = ctx.plan();
-  v1::MigrationRecord record = ctx.record();
-  v1::Task checksums = SqlTask(v1::SqlQuery::TABLE_CHECKSUMS);
-  ctx.Event("info", "computing row counts and checksums of every table on both sides");
-  std::vector<absl::StatusOr<v1::TaskResult>> sums =
-      ctx.RunAll({{plan.source_agent, "checksums-source", checksums, {.read_only = true}},
-                  {plan.target_agent, "checksums-target", checksums, {.read_only = true}}});
-  for (const auto& sum : sums) PGH_RETURN_IF_ERROR(sum.status());
-  std::vector<std::pair<std::string, std::string>> checks;
-  for (const std::string& path : plan.checks) {
-    auto found = record.check_files().find(path);
-    if (found == record.check_files().end()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the application check ", path, " was not stored with the plan: apply the plan again"));
-    }
-    checks.emplace_back(path.substr(path.rfind('/') + 1), found->second);
-  }
-  std::vector<std::pair<absl::StatusOr<v1::TaskResult>, absl::StatusOr<v1::TaskResult>>> ran;
-  for (size_t i = 0; i < checks.size(); ++i) {
-    v1::Task task;
-    task.mutable_check()->set_name(checks[i].first);
-    task.mutable_check()->set_sql(checks[i].second);
-    StepOptions options{.read_only = true, .allow_failure = true};
-    std::vector<absl::StatusOr<v1::TaskResult>> both =
-        ctx.RunAll({{plan.source_agent, absl::StrCat("check-", i + 1, "-source"), task, options},
-                    {plan.target_agent, absl::StrCat("check-", i + 1, "-target"), task, options}});
-    ran.emplace_back(std::move(both[0]), std::move(both[1]));
-  }
-  if (ctx.dry_run()) return absl::OkStatus();
-
-  std::map<std::string, std::string> source(sums[0]->values().begin(), sums[0]->values().end());
-  std::map<std::string, std::string> target(sums[1]->values().begin(), sums[1]->values().end());
-  v1::VerifyReport report = CompareChecksums(source, target);
-  for (size_t i = 0; i < checks.size(); ++i) {
-    PGH_RETURN_IF_ERROR(ran[i].first.status());
-    PGH_RETURN_IF_ERROR(ran[i].second.status());
-    AddApplicationCheck(
-        CompareApplicationCheck(checks[i].first, *ran[i].first, *ran[i].second), &report);
-  }
-  *report.mutable_finished_at() = ToProto(ctx.Now());
-  PGH_RETURN_IF_ERROR(
-      ctx.Update([&](v1::MigrationRecord& r) { *r.mutable_info()->mutable_verify() = report; }));
-  std::string summary = SummarizeVerify(report);
-  if (!report.passed()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "verify found differences: ", summary, ". `pghaul status ", plan.name,
-        "` lists every one"));
-  }
-  ctx.Event("info", absl::StrCat("verified: ", summary));
-  return absl::OkStatus();
-}
-
 // PostgreSQL's timestamptz text in UTC, as the agent's sessions print it
 // ("2026-11-26 22:13:20.123456+00"); nullopt for "" or anything else.
 std::optional<absl::Time> ParsePgUtcTime(absl::string_view text) {
@@ -344,9 +238,6 @@ std::optional<absl::Time> ParsePgUtcTime(absl::string_view text) {
   return time;
 }
 
-std::string FormatLsn(uint64_t lsn) {
-  return absl::StrFormat("%X/%X", lsn >> 32, lsn & 0xffffffff);
-}
 
 // What one look at both sides saw: the source's position (`source_lsn`, from a WAL switch), its
 // archiver (when read: values of STAT_ARCHIVER), and the target's LAST_REPLAY_LSN values.
@@ -608,7 +499,7 @@ absl::Status RunPhase(absl::string_view phase, PhaseContext& ctx) {
   if (phase == kPhasePrepareSource) return PrepareSource(ctx);
   if (phase == kPhaseBackup) return Backup(ctx);
   if (phase == kPhaseRestore) return Restore(ctx);
-  if (phase == kPhaseVerify) return Verify(ctx);
+  if (phase == kPhaseVerify) return RunVerify(ctx);
   if (phase == kPhaseCutover) return Cutover(ctx);
   if (phase == kPhaseFinish) return Finish(ctx);
   return absl::InvalidArgumentError(absl::StrCat("unknown phase '", phase, "'"));

@@ -1,0 +1,69 @@
+#include "controller/phase_tasks.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
+
+namespace pghaul::controller {
+
+v1::Task SqlTask(v1::SqlQuery::Query query, const std::string& migration_id) {
+  v1::Task task;
+  task.mutable_sql()->set_query(query);
+  if (!migration_id.empty()) task.mutable_sql()->set_migration_id(migration_id);
+  return task;
+}
+
+v1::Task ServiceTask(v1::ServiceAction::Action action) {
+  v1::Task task;
+  task.mutable_service()->set_action(action);
+  if (action == v1::ServiceAction::STOP) task.mutable_service()->set_stop_mode("fast");
+  return task;
+}
+
+v1::Task PgBackRestTask(const Plan& plan) {
+  v1::Task task;
+  task.mutable_pgbackrest()->set_migration_id(plan.name);
+  return task;
+}
+
+absl::Status Configure(PhaseContext& ctx, const std::string& agent_id) {
+  PGH_ASSIGN_OR_RETURN(v1::Secrets secrets, ctx.Secrets());
+  v1::Task task;
+  *task.mutable_configure_pgbackrest() = MakeConfigureTask(ctx.plan(), secrets);
+  return ctx.Run(agent_id, agent_id == ctx.plan().source_agent ? "configure-source"
+                                                               : "configure-target",
+                 std::move(task))
+      .status();
+}
+
+absl::StatusOr<uint64_t> ParseLsn(absl::string_view lsn) {
+  std::vector<absl::string_view> parts = absl::StrSplit(lsn, '/');
+  uint32_t high = 0, low = 0;
+  if (parts.size() != 2 || !absl::SimpleHexAtoi(parts[0], &high) ||
+      !absl::SimpleHexAtoi(parts[1], &low)) {
+    return absl::InvalidArgumentError(absl::StrCat("not an LSN: '", lsn, "'"));
+  }
+  return (static_cast<uint64_t>(high) << 32) | low;
+}
+
+std::string FormatLsn(uint64_t lsn) {
+  return absl::StrFormat("%X/%X", lsn >> 32, lsn & 0xffffffff);
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+}  // namespace pghaul::controller

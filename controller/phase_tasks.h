@@ -1,0 +1,36 @@
+// The small task builders and value helpers every phase uses (migration_phases.cc,
+// verify_phase.cc): one place that says what a SQL, service or pgBackRest task of a migration
+// looks like.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "controller/phase_context.h"
+#include "controller/plan.h"
+#include "pghaul/v1/agent_link.pb.h"
+
+namespace pghaul::controller {
+
+// One query of the agent's catalogue; `migration_id` for the queries that need it.
+v1::Task SqlTask(v1::SqlQuery::Query query, const std::string& migration_id = "");
+// A service action; STOP is always "fast" (archives the last segment when archiving works).
+v1::Task ServiceTask(v1::ServiceAction::Action action);
+// A pgBackRest command with the migration's config (the command itself is set by the caller).
+v1::Task PgBackRestTask(const Plan& plan);
+
+// Writes the migration's pgBackRest config on `agent_id` (with the secrets, which live only in
+// the agent's memory: sent again at the start of every phase, so an agent restart between
+// phases loses nothing).
+absl::Status Configure(PhaseContext& ctx, const std::string& agent_id);
+
+// "16/B374D848" -> its 64-bit position.
+absl::StatusOr<uint64_t> ParseLsn(absl::string_view lsn);
+std::string FormatLsn(uint64_t lsn);
+// 1536 -> "1.5 KiB".
+std::string HumanBytes(uint64_t bytes);
+
+}  // namespace pghaul::controller
