@@ -13,15 +13,30 @@
 
 namespace pghaul::controller {
 
+absl::StatusOr<v1::VerifyReport> CompareData(PhaseContext& ctx, absl::string_view step_prefix) {
+  const Plan& plan = ctx.plan();
+  v1::Task checksums = SqlTask(v1::SqlQuery::TABLE_CHECKSUMS);
+  std::vector<absl::StatusOr<v1::TaskResult>> sums = ctx.RunAll(
+      {{plan.source_agent, absl::StrCat(step_prefix, "checksums-source"), checksums,
+        {.read_only = true}},
+       {plan.target_agent, absl::StrCat(step_prefix, "checksums-target"), checksums,
+        {.read_only = true}}});
+  for (const auto& sum : sums) PGH_RETURN_IF_ERROR(sum.status());
+  if (ctx.dry_run()) {
+    v1::VerifyReport report;
+    report.set_passed(true);
+    return report;
+  }
+  std::map<std::string, std::string> source(sums[0]->values().begin(), sums[0]->values().end());
+  std::map<std::string, std::string> target(sums[1]->values().begin(), sums[1]->values().end());
+  return CompareChecksums(source, target);
+}
+
 absl::Status RunVerify(PhaseContext& ctx) {
   const Plan& plan = ctx.plan();
   v1::MigrationRecord record = ctx.record();
-  v1::Task checksums = SqlTask(v1::SqlQuery::TABLE_CHECKSUMS);
   ctx.Event("info", "computing row counts and checksums of every table on both sides");
-  std::vector<absl::StatusOr<v1::TaskResult>> sums =
-      ctx.RunAll({{plan.source_agent, "checksums-source", checksums, {.read_only = true}},
-                  {plan.target_agent, "checksums-target", checksums, {.read_only = true}}});
-  for (const auto& sum : sums) PGH_RETURN_IF_ERROR(sum.status());
+  PGH_ASSIGN_OR_RETURN(v1::VerifyReport report, CompareData(ctx, ""));
   std::vector<std::pair<std::string, std::string>> checks;
   for (const std::string& path : plan.checks) {
     auto found = record.check_files().find(path);
@@ -44,9 +59,6 @@ absl::Status RunVerify(PhaseContext& ctx) {
   }
   if (ctx.dry_run()) return absl::OkStatus();
 
-  std::map<std::string, std::string> source(sums[0]->values().begin(), sums[0]->values().end());
-  std::map<std::string, std::string> target(sums[1]->values().begin(), sums[1]->values().end());
-  v1::VerifyReport report = CompareChecksums(source, target);
   for (size_t i = 0; i < checks.size(); ++i) {
     PGH_RETURN_IF_ERROR(ran[i].first.status());
     PGH_RETURN_IF_ERROR(ran[i].second.status());
