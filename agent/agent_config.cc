@@ -8,6 +8,7 @@
 #include "common/files.h"
 #include "common/identifiers.h"
 #include "common/status_macros.h"
+#include "common/tls_config.h"
 #include "pghaul/v1/tasks.pb.h"
 
 namespace pghaul::agent {
@@ -92,13 +93,11 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(absl::string_view yaml,
 
   ConfigReader controller = root.Section("controller");
   controller.String("address", &config.controller_address, kRequired, &host_port);
-  if (controller.Bool("insecure", &config.controller_insecure) && !config.controller_insecure) {
-    controller.AddError(
-        "insecure",
-        "TLS is not implemented yet, so the agent can only reach the controller without it; set "
-        "'insecure: true' under 'controller:' to accept a plaintext, unauthenticated link (only "
-        "on a trusted network)");
-  }
+  TransportSecurity security;
+  ReadTransportSecurity(controller, /*with_server_name=*/true, &security);
+  config.controller_insecure = security.insecure;
+  config.controller_tls = security.tls;
+  config.controller_tls_server_name = security.server_name;
 
   ConfigReader postgres = root.Section("postgres");
   postgres.String("socket_dir", &config.postgres.socket_dir, kOptional, &absolute_path);

@@ -9,6 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/service_control.h"
+#include "common/tls_certificates.h"
 
 namespace pghaul::agent {
 
@@ -33,8 +34,15 @@ std::string QuoteConnInfoValue(absl::string_view value);
 struct AgentConfig {
   std::string agent_id;            // required; 1-63 of [a-z0-9._-], starting alphanumeric
   std::string controller_address;  // required, key controller.address, "host:port"
-  // Key controller.insecure. TLS is not implemented yet, so loading fails unless it is true.
+  // Key controller.insecure: a plaintext link (warned about at every start). Either this or
+  // controller.tls, not both.
   bool controller_insecure = false;
+  // Key controller.tls {ca, cert, key}: the files of the mutual TLS link (docs/security.md); the
+  // certificate must name agent_id. Checked for content at start-up (LoadTlsFiles), not here.
+  TlsFilePaths controller_tls;
+  // Key controller.tls.server_name: the name the controller's certificate must hold; "" = the
+  // host part of controller.address.
+  std::string controller_tls_server_name;
   PostgresConnection postgres;  // key postgres: {socket_dir, port, user, database}
   std::string data_directory;   // required, absolute
   std::string pgbackrest_binary = "/usr/bin/pgbackrest";  // key pgbackrest.binary, absolute

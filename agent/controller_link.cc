@@ -172,7 +172,9 @@ void ControllerLink::Run() {
     ++attempt;
     v1::HostFacts facts = gather_facts_();
     auto channel = grpc::CreateCustomChannel(
-        options_.controller_address, grpc::InsecureChannelCredentials(), ClientChannelArguments());
+        options_.controller_address,
+        options_.credentials != nullptr ? options_.credentials : grpc::InsecureChannelCredentials(),
+        ClientChannelArguments(options_.tls_server_name));
     std::unique_ptr<v1::AgentLink::Stub> stub = v1::AgentLink::NewStub(channel);
     Stream stream(stub.get());
     bool welcomed = Serve(stream, facts);

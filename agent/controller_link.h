@@ -15,11 +15,13 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "agent/task_manager.h"
+#include "grpcpp/security/credentials.h"
 #include "pghaul/v1/agent_link.pb.h"
 
 namespace pghaul::agent {
@@ -28,6 +30,10 @@ struct LinkOptions {
   std::string agent_id;
   std::string incarnation;
   std::string controller_address;
+  // Mutual TLS credentials (common/tls_credentials.h); null: a plaintext link.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // The name the controller's certificate must hold; "" = the host of controller_address.
+  std::string tls_server_name;
   absl::Duration reconnect_initial = absl::Seconds(1);
   absl::Duration reconnect_max = absl::Seconds(30);
   absl::Duration facts_interval = absl::Seconds(30);

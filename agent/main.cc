@@ -16,6 +16,7 @@
 #include "common/identifiers.h"
 #include "common/logging.h"
 #include "common/signals.h"
+#include "common/tls_credentials.h"
 #include "common/version.h"
 
 namespace pghaul::agent {
@@ -52,8 +53,32 @@ int Run(const std::string& config_path) {
                options.controller_address);
   if (config->controller_insecure) {
     PGH_LOG_WARN(
-        "TLS is off (controller.insecure: true): the link to the controller is plaintext; use "
-        "only on a trusted network");
+        "TLS is off (controller.insecure: true): the link to the controller is plaintext and "
+        "unauthenticated; anyone on the network path can read the tasks and pose as the "
+        "controller. Use only on a trusted network; docs/security.md sets up TLS");
+  } else {
+    // Read as the user the agent runs as (after ApplyPrivileges): the key must be readable by
+    // it, and by as few others as possible.
+    absl::StatusOr<TlsMaterial> tls = LoadTlsFiles(
+        config->controller_tls, {"controller.tls.ca", "controller.tls.cert", "controller.tls.key"});
+    absl::Status usable = tls.status();
+    if (usable.ok()) usable = CheckAgentCertificate(tls->certificate.names, config->agent_id);
+    if (usable.ok()) usable = RequireTls13ForProcess();
+    if (!usable.ok()) {
+      PGH_LOG_ERROR("TLS: {}", usable.message());
+      return EX_CONFIG;
+    }
+    options.credentials = MutualTlsChannelCredentials(*tls);
+    options.tls_server_name = config->controller_tls_server_name;
+    PGH_LOG_INFO(
+        "TLS 1.3 to the controller as {} (certificate valid until {}); the controller "
+        "must present a certificate for {} from the CA in {}",
+        DescribeCertificateNames(tls->certificate.names),
+        absl::FormatTime(tls->certificate.not_after),
+        options.tls_server_name.empty()
+            ? options.controller_address.substr(0, options.controller_address.rfind(':'))
+            : options.tls_server_name,
+        config->controller_tls.ca);
   }
 
   const AgentConfig& agent_config = *config;

@@ -5,6 +5,7 @@
 #include <exception>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -21,6 +22,7 @@
 #include "absl/types/span.h"
 #include "cli/agent_table.h"
 #include "cli/commands_agents.h"
+#include "cli/commands_certs.h"
 #include "cli/commands_demo.h"
 #include "cli/commands_migrations.h"
 #include "cli/commands_tasks.h"
@@ -30,6 +32,8 @@
 #include "cli/migration_follow.h"
 #include "cli/migration_table.h"
 #include "cli/task_input.h"
+#include "common/status_macros.h"
+#include "common/tls_credentials.h"
 #include "common/validators.h"
 #include "common/version.h"
 
@@ -67,6 +71,12 @@ struct Invocation {
   std::string set;
   std::string at;
   std::string max_downtime;
+  // The link to the controller: mutual TLS with these files, or plaintext with --insecure.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
+  bool insecure = false;
 };
 
 // A command kept in a file of its own (`demo`): its subcommand in the tree, and what runs it
@@ -107,6 +117,43 @@ CLI::App* ParsedOneOf(std::initializer_list<CLI::App*> commands) {
     if (command->parsed()) return command;
   }
   return nullptr;
+}
+
+// What is wrong with the flags that choose the link to the controller (TLS files, or
+// --insecure), or "" when they make sense together.
+std::string TransportFlagsProblem(const Invocation& invocation) {
+  bool any_tls = !invocation.tls_ca.empty() || !invocation.tls_cert.empty() ||
+                 !invocation.tls_key.empty() || !invocation.tls_server_name.empty();
+  if (invocation.insecure) {
+    if (!any_tls) return "";
+    return "--insecure and the --tls-* options (or PGHAUL_TLS_* variables) exclude each other: "
+           "drop --insecure to use TLS";
+  }
+  if (!any_tls) {
+    return "the link to the controller needs TLS: pass --tls-ca, --tls-cert and --tls-key (or "
+           "set PGHAUL_TLS_CA, PGHAUL_TLS_CERT and PGHAUL_TLS_KEY; `pghaul certs issue --cli NAME` "
+           "makes them), or --insecure for a plaintext link to a controller configured with "
+           "insecure: true";
+  }
+  std::vector<std::string> missing;
+  if (invocation.tls_ca.empty()) missing.push_back("--tls-ca");
+  if (invocation.tls_cert.empty()) missing.push_back("--tls-cert");
+  if (invocation.tls_key.empty()) missing.push_back("--tls-key");
+  if (missing.empty()) return "";
+  return absl::StrCat("TLS needs ", absl::StrJoin(missing, " and "),
+                      " too (or the PGHAUL_TLS_* variable)");
+}
+
+// The credentials for the link to the controller, once TransportFlagsProblem found none: null
+// for --insecure. Errors: those of LoadTlsFiles (files unreadable or not fitting together).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ControllerCredentials(
+    const Invocation& invocation) {
+  if (invocation.insecure) return std::shared_ptr<grpc::ChannelCredentials>();
+  PGH_RETURN_IF_ERROR(RequireTls13ForProcess());
+  PGH_ASSIGN_OR_RETURN(TlsMaterial material,
+                       LoadTlsFiles({invocation.tls_ca, invocation.tls_cert, invocation.tls_key},
+                                    {"--tls-ca", "--tls-cert", "--tls-key"}));
+  return MutualTlsChannelCredentials(material);
 }
 
 }  // namespace
@@ -163,6 +210,26 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
       ->check(CLI::IsMember({"table", "json"}))
       ->type_name("FORMAT")
       ->capture_default_str();
+  app.add_option("--tls-ca", invocation.tls_ca,
+                 "CA certificate (PEM) the controller's certificate must be issued by")
+      ->envname("PGHAUL_TLS_CA")
+      ->type_name("FILE");
+  app.add_option("--tls-cert", invocation.tls_cert,
+                 "This client's certificate (PEM), naming \"cli:NAME\" (pghaul certs issue --cli)")
+      ->envname("PGHAUL_TLS_CERT")
+      ->type_name("FILE");
+  app.add_option("--tls-key", invocation.tls_key, "The certificate's private key (PEM)")
+      ->envname("PGHAUL_TLS_KEY")
+      ->type_name("FILE");
+  app.add_option("--tls-server-name", invocation.tls_server_name,
+                 "The name the controller's certificate must hold (default: the host of "
+                 "--controller)")
+      ->envname("PGHAUL_TLS_SERVER_NAME")
+      ->type_name("NAME");
+  app.add_flag("--insecure", invocation.insecure,
+               "Talk to the controller in plaintext, unauthenticated (a controller with insecure: "
+               "true, on a trusted network)")
+      ->envname("PGHAUL_INSECURE");
   CLI::Option* timeout_option =
       app.add_option("--timeout", invocation.timeout,
                      "Deadline of each call to the controller, e.g. 10s, 500ms, 1m; with "
@@ -411,6 +478,7 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
   // subcommand, and the function that runs it once it was parsed).
   std::vector<PluggedCommand> plugged;
   plugged.push_back(AddDemoCommand(app));
+  plugged.push_back(AddCertsCommand(app));
 
   try {
     app.parse(argc, argv);
@@ -478,8 +546,21 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
     follow.terminal = &err;
     follow.terminal_columns = context.err_terminal_columns;
   }
+  if (std::string problem = TransportFlagsProblem(invocation); !problem.empty()) {
+    err << "pghaul: " << problem << "\n" << kHelpHint << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ControllerCredentials(invocation);
+  if (!credentials.ok()) return ReportError(credentials.status(), err);
+  if (*credentials == nullptr && context.err_terminal_columns > 0) {
+    // Only on a terminal: scripts and logs get results and errors only (cli/README.md).
+    err << "pghaul: warning: --insecure: the link to the controller at " << invocation.controller
+        << " is plaintext and unauthenticated\n";
+  }
   try {
-    ControllerClient client(invocation.controller, call_timeout);
+    ControllerClient client(invocation.controller, call_timeout, *credentials,
+                            invocation.tls_server_name);
     if (show->parsed()) {
       std::optional<uint32_t> task_limit;
       if (invocation.agent_tasks) {

@@ -8,8 +8,13 @@
 //   pghaul [global options] task cancel TASK_ID
 //   pghaul [global options] task submit AGENT (--file F | --json T) [--wait] [--id TASK_ID]
 //
+//   pghaul certs init|issue ...                            a small CA (commands_certs.h)
+//
 // Global options (accepted before or after the command): --controller ADDR (env
-// PGHAUL_CONTROLLER), -o/--output table|json, --timeout DURATION, --version, --help.
+// PGHAUL_CONTROLLER), -o/--output table|json, --timeout DURATION, --version, --help, and the
+// link: --tls-ca FILE, --tls-cert FILE, --tls-key FILE, --tls-server-name NAME (env
+// PGHAUL_TLS_CA, _CERT, _KEY, _SERVER_NAME) for mutual TLS, or --insecure (PGHAUL_INSECURE) for
+// plaintext; one of the two is required by every command that calls the controller.
 #pragma once
 
 #include <functional>

@@ -13,10 +13,28 @@
 #include "grpcpp/security/credentials.h"
 
 namespace pghaul::cli {
+namespace {
+
+grpc::ChannelArguments TargetNameArguments(const std::string& tls_server_name) {
+  grpc::ChannelArguments args;
+  if (!tls_server_name.empty()) args.SetSslTargetNameOverride(tls_server_name);
+  return args;
+}
+
+}  // namespace
+
 ControllerClient::ControllerClient(std::string address, absl::Duration timeout)
+    : ControllerClient(std::move(address), timeout, nullptr) {}
+
+ControllerClient::ControllerClient(std::string address, absl::Duration timeout,
+                                   std::shared_ptr<grpc::ChannelCredentials> credentials,
+                                   const std::string& tls_server_name)
     : address_(std::move(address)),
       timeout_(timeout),
-      channel_(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials())),
+      tls_(credentials != nullptr),
+      channel_(grpc::CreateCustomChannel(address_,
+                                         tls_ ? credentials : grpc::InsecureChannelCredentials(),
+                                         TargetNameArguments(tls_server_name))),
       stub_(v1::Migrations::NewStub(channel_)) {}
 
 absl::StatusOr<v1::ListAgentsResponse> ControllerClient::ListAgents() {
@@ -185,7 +203,8 @@ absl::Status ControllerClient::CallError(const grpc::Status& status, absl::strin
                             absl::StrCat("cannot reach the controller at ", address_, " (",
                                          ConnectFailureReason(status, timeout_),
                                          "): is pghaul-controller running and listening there? Set "
-                                         "--controller or PGHAUL_CONTROLLER."));
+                                         "--controller or PGHAUL_CONTROLLER.",
+                                         TlsHint(status, tls_)));
       }
       if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
         return absl::Status(code, absl::StrCat("the controller at ", address_, " did not answer ",
@@ -204,6 +223,23 @@ absl::Status ControllerClient::CallError(const grpc::Status& status, absl::strin
     default:
       return absl::Status(code, status.error_message());
   }
+}
+
+std::string TlsHint(const grpc::Status& status, bool tls) {
+  const std::string lowered = absl::AsciiStrToLower(status.error_message());
+  if (tls && (absl::StrContains(lowered, "handshake") || absl::StrContains(lowered, "ssl") ||
+              absl::StrContains(lowered, "tls") || absl::StrContains(lowered, "certificate"))) {
+    return " The TLS handshake failed: the controller must use TLS with a certificate from the CA "
+           "in --tls-ca that names the address dialled (or --tls-server-name), and accept the "
+           "certificate in --tls-cert (same CA, a CLI certificate).";
+  }
+  if (!tls && (absl::StrContains(lowered, "socket closed") ||
+               absl::StrContains(lowered, "connection reset") ||
+               absl::StrContains(lowered, "failed parsing http/2"))) {
+    return " A controller that uses TLS closes plaintext connections: pass --tls-ca, --tls-cert "
+           "and --tls-key instead of --insecure.";
+  }
+  return "";
 }
 
 std::string ConnectFailureReason(const grpc::Status& status, absl::Duration timeout) {

@@ -12,7 +12,10 @@
 //                                   pghaul-controller, or an incompatible version
 //   anything else                   the controller's own status, code and message unchanged
 //
-// Plaintext only for now; TLS arrives with the controller's TLS support.
+//   PermissionDenied                the controller refused the caller's certificate (it is not a
+//                                   CLI certificate, "cli:<name>")
+//
+// With TLS credentials (common/tls_credentials.h) the link is mutual TLS 1.3; without, plaintext.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +27,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/status.h"
 #include "pghaul/v1/migrations.grpc.pb.h"
 
@@ -37,6 +41,11 @@ class ControllerClient {
   // Opens a plaintext channel to `address` (host:port, or any gRPC target such as
   // dns:///name:port). Connecting happens lazily, on the first call.
   ControllerClient(std::string address, absl::Duration timeout);
+  // The same over `credentials` (null: plaintext). `tls_server_name`, when not empty, is the name
+  // the controller's certificate must hold instead of the host of `address`.
+  ControllerClient(std::string address, absl::Duration timeout,
+                   std::shared_ptr<grpc::ChannelCredentials> credentials,
+                   const std::string& tls_server_name = "");
 
   ControllerClient(const ControllerClient&) = delete;
   ControllerClient& operator=(const ControllerClient&) = delete;
@@ -108,6 +117,7 @@ class ControllerClient {
 
   std::string address_;
   absl::Duration timeout_;
+  bool tls_ = false;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Migrations::Stub> stub_;
 };
@@ -116,5 +126,9 @@ class ControllerClient {
 // connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:7400: Failed to connect to remote
 // host: Connection refused". Falls back to the whole message when no known reason is found.
 std::string ConnectFailureReason(const grpc::Status& status, absl::Duration timeout);
+
+// A sentence to add to a connection failure that may be a TLS mismatch (`tls`: this client used
+// TLS), or "" when the error does not look like one.
+std::string TlsHint(const grpc::Status& status, bool tls);
 
 }  // namespace pghaul::cli

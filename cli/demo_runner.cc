@@ -113,7 +113,8 @@ class DemoRunner {
   // psql -XAt -c `sql` on `host`'s socket as role postgres; stdout without its last newline.
   absl::StatusOr<std::string> Query(const DemoHost& host, absl::string_view sql,
                                     absl::string_view database = "postgres");
-  // `pghaul --controller ADDR args...` with our stdout and stderr; returns its exit code.
+  // `pghaul --insecure --controller ADDR args...` with our stdout and stderr; returns its exit
+  // code.
   absl::StatusOr<int> RunPghaulForeground(const std::vector<std::string>& args);
 
   // A directory for the database user (owned by it when we are root).
@@ -552,7 +553,7 @@ absl::Status DemoRunner::StartAgents() {
     if (!interrupts_->Sleep(absl::Milliseconds(250))) return absl::CancelledError("interrupted");
   }
   Say("");
-  Say(absl::StrCat("$ pghaul --controller ", controller_address_, " agents"));
+  Say(absl::StrCat("$ pghaul --insecure --controller ", controller_address_, " agents"));
   PGH_ASSIGN_OR_RETURN(int exit_code, RunPghaulForeground({"agents"}));
   if (exit_code != 0) {
     return absl::FailedPreconditionError(absl::StrCat("`pghaul agents` exited ", exit_code));
@@ -561,7 +562,9 @@ absl::Status DemoRunner::StartAgents() {
 }
 
 absl::StatusOr<int> DemoRunner::RunPghaulForeground(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {binaries_.pghaul, "--controller", controller_address_};
+  // The demo's controller listens on loopback in plaintext (insecure: true), so its CLI says so.
+  std::vector<std::string> argv = {binaries_.pghaul, "--insecure", "--controller",
+                                   controller_address_};
   argv.insert(argv.end(), args.begin(), args.end());
   out_.flush();
   err_.flush();
@@ -571,7 +574,8 @@ absl::StatusOr<int> DemoRunner::RunPghaulForeground(const std::vector<std::strin
 
 absl::Status DemoRunner::ApplyPlan() {
   PGH_RETURN_IF_ERROR(WriteFileAtomically(layout_.plan, DemoPlan(layout_), 0644));
-  Say(absl::StrCat("$ pghaul --controller ", controller_address_, " plan apply ", layout_.plan));
+  Say(absl::StrCat("$ pghaul --insecure --controller ", controller_address_, " plan apply ",
+                   layout_.plan));
   PGH_ASSIGN_OR_RETURN(int exit_code, RunPghaulForeground({"plan", "apply", layout_.plan}));
   if (exit_code != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -581,7 +585,8 @@ absl::Status DemoRunner::ApplyPlan() {
 }
 
 absl::Status DemoRunner::RunMigration() {
-  Say(absl::StrCat("$ pghaul --controller ", controller_address_, " run ", kDemoMigrationId));
+  Say(absl::StrCat("$ pghaul --insecure --controller ", controller_address_, " run ",
+                   kDemoMigrationId));
   PGH_ASSIGN_OR_RETURN(int exit_code, RunPghaulForeground({"run", kDemoMigrationId}));
   if (exit_code == 1) {
     return absl::FailedPreconditionError(absl::StrCat("the migration failed (`pghaul run ",
@@ -598,8 +603,8 @@ absl::Status DemoRunner::RunMigration() {
 
 absl::Status DemoRunner::Summarize() {
   SubprocessSpec spec;
-  spec.argv = {binaries_.pghaul, "--controller", controller_address_, "-o",
-               "json",           "status",       kDemoMigrationId};
+  spec.argv = {binaries_.pghaul, "--insecure", "--controller",  controller_address_, "-o",
+               "json",           "status",     kDemoMigrationId};
   spec.env = InheritedEnvironment();
   PGH_ASSIGN_OR_RETURN(CommandRun run, RunCapturedCommand(spec, *interrupts_));
   if (!run.result.Succeeded()) {
@@ -713,9 +718,9 @@ void DemoRunner::PrintKeepInstructions() {
         "primary now)");
   }
   if (!controller_address_.empty()) {
-    Say(absl::StrCat("   controller: pghaul --controller ", controller_address_, " status ",
-                     kDemoMigrationId, "   (or export PGHAUL_CONTROLLER=", controller_address_,
-                     ")"));
+    Say(absl::StrCat("   controller: pghaul --insecure --controller ", controller_address_,
+                     " status ", kDemoMigrationId,
+                     "   (or export PGHAUL_CONTROLLER=", controller_address_, ")"));
   }
   std::vector<std::string> pids;
   if (controller_pid_ > 0) pids.push_back(absl::StrCat(controller_pid_));

@@ -2,12 +2,14 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/identifiers.h"
 #include "common/logging.h"
 #include "common/time_proto.h"
+#include "common/tls_credentials.h"
 #include "common/version.h"
 
 namespace pghaul::controller {
@@ -27,12 +29,14 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
                           public AgentSession {
  public:
   AgentStream(AgentRegistry* registry, TaskTracker* tasks, const std::string& controller_id,
-              absl::Duration heartbeat_interval, std::string peer)
+              absl::Duration heartbeat_interval, std::string peer,
+              std::optional<CertificateNames> certificate)
       : registry_(registry),
         tasks_(tasks),
         controller_id_(controller_id),
         heartbeat_interval_(heartbeat_interval),
-        peer_(std::move(peer)) {}
+        peer_(std::move(peer)),
+        certificate_(std::move(certificate)) {}
 
   void Begin(std::shared_ptr<AgentStream> self) {
     {
@@ -148,6 +152,14 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
     if (absl::Status valid = ValidateAgentId(hello.agent_id()); !valid.ok()) {
       return Reject(grpc::StatusCode::INVALID_ARGUMENT, std::string(valid.message()));
     }
+    if (certificate_.has_value()) {
+      if (absl::Status named = CheckAgentCertificate(*certificate_, hello.agent_id());
+          !named.ok()) {
+        PGH_LOG_WARN("refusing agent '{}' from {}: its certificate names {}, not the id it claims",
+                     hello.agent_id(), peer_, DescribeCertificateNames(*certificate_));
+        return Reject(grpc::StatusCode::PERMISSION_DENIED, std::string(named.message()));
+      }
+    }
     if (hello.versions().protocol() != kProtocolVersion) {
       return Reject(grpc::StatusCode::FAILED_PRECONDITION,
                     absl::StrCat("agent speaks protocol ", hello.versions().protocol(),
@@ -221,6 +233,8 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   const std::string& controller_id_;
   const absl::Duration heartbeat_interval_;
   const std::string peer_;
+  // The names in the agent's client certificate, when certificates are required.
+  const std::optional<CertificateNames> certificate_;
 
   // Set once by the first read (Hello); only read by gRPC's read callbacks after that, which
   // never run concurrently with each other.
@@ -240,16 +254,21 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
 }  // namespace
 
 AgentLinkService::AgentLinkService(AgentRegistry* registry, TaskTracker* tasks,
-                                   std::string controller_id, absl::Duration heartbeat_interval)
+                                   std::string controller_id, absl::Duration heartbeat_interval,
+                                   bool require_certificates)
     : registry_(registry),
       tasks_(tasks),
       controller_id_(std::move(controller_id)),
-      heartbeat_interval_(heartbeat_interval) {}
+      heartbeat_interval_(heartbeat_interval),
+      require_certificates_(require_certificates) {}
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* AgentLinkService::Connect(
     grpc::CallbackServerContext* context) {
-  auto stream = std::make_shared<AgentStream>(registry_, tasks_, controller_id_,
-                                              heartbeat_interval_, context->peer());
+  std::optional<CertificateNames> certificate;
+  if (require_certificates_) certificate = PeerCertificateNames(*context->auth_context());
+  auto stream =
+      std::make_shared<AgentStream>(registry_, tasks_, controller_id_, heartbeat_interval_,
+                                    context->peer(), std::move(certificate));
   stream->Begin(stream);
   return stream.get();
 }

@@ -13,8 +13,12 @@ namespace pghaul::controller {
 
 class AgentLinkService final : public v1::AgentLink::CallbackService {
  public:
+  // With `require_certificates` (a mutual TLS server), a stream is admitted only when the
+  // agent's client certificate names the agent id its Hello claims; otherwise it ends with
+  // PERMISSION_DENIED and a log line naming both. Without it (insecure: true) ids are taken on
+  // trust.
   AgentLinkService(AgentRegistry* registry, TaskTracker* tasks, std::string controller_id,
-                   absl::Duration heartbeat_interval);
+                   absl::Duration heartbeat_interval, bool require_certificates = false);
 
   grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* Connect(
       grpc::CallbackServerContext* context) override;
@@ -28,6 +32,7 @@ class AgentLinkService final : public v1::AgentLink::CallbackService {
   TaskTracker* const tasks_;
   const std::string controller_id_;
   const absl::Duration heartbeat_interval_;
+  const bool require_certificates_;
   uint64_t heartbeat_seq_ = 0;  // only touched by the ticker thread
 };
 

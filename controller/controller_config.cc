@@ -11,6 +11,7 @@
 #include "common/config_reader.h"
 #include "common/files.h"
 #include "common/status_macros.h"
+#include "common/tls_config.h"
 
 namespace pghaul::controller {
 namespace {
@@ -46,12 +47,10 @@ absl::StatusOr<ControllerConfig> ParseControllerConfig(absl::string_view yaml,
                                  "starting with a letter or digit"};
 
   root.String("listen", &config.listen_address, kRequired, &listen);
-  if (root.Bool("insecure", &config.insecure) && !config.insecure) {
-    root.AddError("insecure",
-                  "TLS is not implemented yet, so the controller can only listen without it; set "
-                  "'insecure: true' to accept plaintext, unauthenticated connections from agents "
-                  "and the CLI (only on a trusted network)");
-  }
+  TransportSecurity security;
+  ReadTransportSecurity(root, /*with_server_name=*/false, &security);
+  config.insecure = security.insecure;
+  config.tls = security.tls;
   if (root.Has("controller_id")) {
     root.String("controller_id", &config.controller_id, kRequired, &controller_id);
   } else {

@@ -7,13 +7,17 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/tls_certificates.h"
 
 namespace pghaul::controller {
 
 struct ControllerConfig {
   std::string listen_address;  // required, key listen, "host:port"; port 0 picks a free port
-  // TLS is not implemented yet, so loading fails unless this is true.
+  // Key insecure: plaintext connections (warned about at every start). Either this or tls.
   bool insecure = false;
+  // Key tls {ca, cert, key}: mutual TLS for agents and the CLI (docs/security.md). Checked for
+  // content at start-up (LoadTlsFiles), not here.
+  TlsFilePaths tls;
   std::string controller_id;                             // default: this host's name
   std::string state_dir = "/var/lib/pghaul";             // absolute
   absl::Duration heartbeat_interval = absl::Seconds(2);  // between 100ms and 60s

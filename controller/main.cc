@@ -15,6 +15,7 @@
 #include "common/grpc_options.h"
 #include "common/logging.h"
 #include "common/signals.h"
+#include "common/tls_credentials.h"
 #include "common/version.h"
 #include "controller/agent_link_service.h"
 #include "controller/agent_registry.h"
@@ -44,11 +45,29 @@ int Run(const std::string& config_path) {
   }
   PGH_LOG_INFO("pghaul-controller {} (protocol {}) starting, id {}, config {}", kPghaulVersion,
                kProtocolVersion, config->controller_id, config_path);
+  std::shared_ptr<grpc::ServerCredentials> credentials;
   if (config->insecure) {
     PGH_LOG_WARN(
         "TLS is off (insecure: true): agent and CLI traffic, including task parameters, travels "
-        "in plaintext; use only on a trusted network");
+        "in plaintext, and any client that reaches the port is served without proof of who it "
+        "is. Use only on a trusted network; docs/security.md sets up TLS");
+    credentials = grpc::InsecureServerCredentials();
+  } else {
+    absl::StatusOr<TlsMaterial> tls = LoadTlsFiles(config->tls);
+    absl::Status usable = tls.status();
+    if (usable.ok()) usable = RequireTls13ForProcess();
+    if (!usable.ok()) {
+      PGH_LOG_ERROR("TLS: {}; check tls in {}", usable.message(), config_path);
+      return EX_CONFIG;
+    }
+    credentials = MutualTlsServerCredentials(*tls);
+    PGH_LOG_INFO(
+        "TLS 1.3 with client certificates from the CA in {}; this controller is {} (certificate "
+        "valid until {})",
+        config->tls.ca, DescribeCertificateNames(tls->certificate.names),
+        absl::FormatTime(tls->certificate.not_after));
   }
+  const bool require_certificates = !config->insecure;
   if (absl::Status s = MakeDirectories(config->state_dir); !s.ok()) {
     PGH_LOG_ERROR("state directory: {}", s.message());
     return EX_CANTCREAT;
@@ -67,7 +86,7 @@ int Run(const std::string& config_path) {
   }
   AgentRegistry registry(Clock::Real(), config->heartbeat_interval, config->missed_heartbeats);
   AgentLinkService link_service(&registry, tasks->get(), config->controller_id,
-                                config->heartbeat_interval);
+                                config->heartbeat_interval, require_certificates);
   absl::StatusOr<std::unique_ptr<MigrationStore>> store = MigrationStore::Open(db_path);
   if (!store.ok()) {
     PGH_LOG_ERROR("state database {}: {}", db_path, store.status().message());
@@ -78,12 +97,12 @@ int Run(const std::string& config_path) {
                                .store = store->get(),
                                .clock = Clock::Real(),
                                .env = [](const char* name) { return ::getenv(name); }});
-  MigrationsService migrations_service(&registry, tasks->get(), &migrations);
+  MigrationsService migrations_service(&registry, tasks->get(), &migrations, require_certificates);
 
   grpc::ServerBuilder builder;
   ApplyServerOptions(builder);
   int bound_port = 0;
-  builder.AddListeningPort(config->listen_address, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(config->listen_address, credentials, &bound_port);
   builder.RegisterService(&link_service);
   builder.RegisterService(&migrations_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

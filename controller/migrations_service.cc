@@ -3,48 +3,45 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/identifiers.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/tls_credentials.h"
 
 namespace pghaul::controller {
+
+grpc::ServerUnaryReactor* MigrationsService::Respond(
+    grpc::CallbackServerContext* context, const std::function<absl::Status()>& body) const {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (require_cli_certificates_) {
+    CertificateNames names = PeerCertificateNames(*context->auth_context());
+    if (absl::StatusOr<std::string> user = CliUserOf(names); !user.ok()) {
+      PGH_LOG_WARN("refusing a CLI call from {}: {}", context->peer(), user.status().message());
+      reactor->Finish(ToGrpcStatus(user.status()));
+      return reactor;
+    }
+  }
+  reactor->Finish(ToGrpcStatus(body()));
+  return reactor;
+}
 
 grpc::ServerUnaryReactor* MigrationsService::ListAgents(grpc::CallbackServerContext* context,
                                                         const v1::ListAgentsRequest* request,
                                                         v1::ListAgentsResponse* response) {
-  for (v1::AgentInfo& info : registry_->List()) *response->add_agents() = std::move(info);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return Respond(context, [&]() -> absl::Status {
+    for (v1::AgentInfo& info : registry_->List()) *response->add_agents() = std::move(info);
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* MigrationsService::GetAgent(grpc::CallbackServerContext* context,
                                                       const v1::GetAgentRequest* request,
                                                       v1::AgentInfo* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status valid = ValidateAgentId(request->agent_id()); !valid.ok()) {
-    reactor->Finish(ToGrpcStatus(valid));
-    return reactor;
-  }
-  absl::StatusOr<v1::AgentInfo> info = registry_->Get(request->agent_id());
-  if (!info.ok()) {
-    reactor->Finish(ToGrpcStatus(info.status()));
-    return reactor;
-  }
-  *response = *std::move(info);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return Respond(context, [&]() -> absl::Status {
+    PGH_RETURN_IF_ERROR(ValidateAgentId(request->agent_id()));
+    PGH_ASSIGN_OR_RETURN(*response, registry_->Get(request->agent_id()));
+    return absl::OkStatus();
+  });
 }
-
-namespace {
-
-// Runs `body` and finishes the call with its status.
-grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
-                                  const std::function<absl::Status()>& body) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(body()));
-  return reactor;
-}
-
-}  // namespace
 
 grpc::ServerUnaryReactor* MigrationsService::SubmitTask(grpc::CallbackServerContext* context,
                                                         const v1::SubmitTaskRequest* request,

@@ -1,6 +1,8 @@
 // gRPC glue for the Migrations service that the `pghaul` CLI talks to.
 #pragma once
 
+#include <functional>
+
 #include "controller/agent_registry.h"
 #include "controller/migration_manager.h"
 #include "controller/task_tracker.h"
@@ -11,10 +13,15 @@ namespace pghaul::controller {
 class MigrationsService final : public v1::Migrations::CallbackService {
  public:
   // `migrations` may be null (tests of the agent and task calls only): the migration calls then
-  // answer UNIMPLEMENTED.
+  // answer UNIMPLEMENTED. With `require_cli_certificates` (a mutual TLS server), every call must
+  // come with a CLI certificate ("cli:<name>", common/tls_credentials.h): an agent's or the
+  // controller's certificate gets PERMISSION_DENIED.
   MigrationsService(const AgentRegistry* registry, TaskTracker* tasks,
-                    MigrationManager* migrations = nullptr)
-      : registry_(registry), tasks_(tasks), migrations_(migrations) {}
+                    MigrationManager* migrations = nullptr, bool require_cli_certificates = false)
+      : registry_(registry),
+        tasks_(tasks),
+        migrations_(migrations),
+        require_cli_certificates_(require_cli_certificates) {}
 
   grpc::ServerUnaryReactor* ListAgents(grpc::CallbackServerContext* context,
                                        const v1::ListAgentsRequest* request,
@@ -59,9 +66,14 @@ class MigrationsService final : public v1::Migrations::CallbackService {
                                            v1::MigrationInfo* response) override;
 
  private:
+  // Checks the caller, then runs `body` and finishes the call with its status.
+  grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
+                                    const std::function<absl::Status()>& body) const;
+
   const AgentRegistry* const registry_;
   TaskTracker* const tasks_;
   MigrationManager* const migrations_;
+  const bool require_cli_certificates_;
 };
 
 }  // namespace pghaul::controller

@@ -154,18 +154,47 @@ TEST(AgentConfigTest, OmittedKeysTakeTheDocumentedDefaults) {
   EXPECT_EQ(config->log_format, "json");
 }
 
-TEST(AgentConfigTest, RefusesToLoadWithoutInsecureBecauseTlsIsNotImplemented) {
+TEST(AgentConfigTest, ReadsTheTlsFilesAndServerNameInsteadOfInsecure) {
+  absl::StatusOr<AgentConfig> config = ParseAgentConfig(
+      MinimalWith("  insecure: true\n",
+                  "  tls:\n    ca: /etc/pghaul/tls/ca.crt\n    cert: /etc/pghaul/tls/db1.crt\n"
+                  "    key: /etc/pghaul/tls/db1.key\n    server_name: ctl.example.com\n"),
+      "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->controller_insecure);
+  EXPECT_EQ(config->controller_tls.ca, "/etc/pghaul/tls/ca.crt");
+  EXPECT_EQ(config->controller_tls.cert, "/etc/pghaul/tls/db1.crt");
+  EXPECT_EQ(config->controller_tls.key, "/etc/pghaul/tls/db1.key");
+  EXPECT_EQ(config->controller_tls_server_name, "ctl.example.com");
+}
+
+TEST(AgentConfigTest, RefusesToLoadWithNeitherTlsNorInsecure) {
   std::string message = ErrorOf(MinimalWith("  insecure: true\n", ""));
-  EXPECT_THAT(message, HasSubstr("key 'controller.insecure': TLS is not implemented yet"));
-  EXPECT_THAT(message, HasSubstr("set 'insecure: true' under 'controller:'"));
+  EXPECT_THAT(message, HasSubstr("key 'controller.tls': missing: set controller.tls.ca, "
+                                 "controller.tls.cert and controller.tls.key"));
+  EXPECT_THAT(message, HasSubstr("'controller.insecure: true'"));
 
   message = ErrorOf(MinimalWith("insecure: true", "insecure: false"));
-  EXPECT_THAT(message, HasSubstr("TLS is not implemented yet"));
+  EXPECT_THAT(message, HasSubstr("key 'controller.tls': missing"));
 
   // A value that is not a boolean gets the boolean error only.
   message = ErrorOf(MinimalWith("insecure: true", "insecure: sure"));
   EXPECT_THAT(message, HasSubstr("key 'controller.insecure': expected true or false"));
-  EXPECT_THAT(message, testing::Not(HasSubstr("TLS")));
+  EXPECT_THAT(message, testing::Not(HasSubstr("tls")));
+}
+
+TEST(AgentConfigTest, RefusesTlsTogetherWithInsecureAndIncompleteOrRelativeTlsFiles) {
+  EXPECT_THAT(ErrorOf(MinimalWith("  insecure: true\n",
+                                  "  insecure: true\n  tls: {ca: /a, cert: /b, key: /c}\n")),
+              HasSubstr("key 'controller.insecure': is true while 'controller.tls' is set: "
+                        "choose one"));
+  std::string message =
+      ErrorOf(MinimalWith("  insecure: true\n", "  tls: {ca: ca.crt, cert: /b}\n"));
+  EXPECT_THAT(message, HasSubstr("key 'controller.tls.ca': expected an absolute path"));
+  EXPECT_THAT(message, HasSubstr("missing required key 'controller.tls.key'"));
+  EXPECT_THAT(ErrorOf(MinimalWith("  insecure: true\n",
+                                  "  tls: {ca: /a, cert: /b, key: /c, server_name: \"a b\"}\n")),
+              HasSubstr("key 'controller.tls.server_name': expected a DNS name or IPv4 address"));
 }
 
 TEST(AgentConfigTest, NamesEachMissingRequiredKey) {

@@ -1,5 +1,7 @@
 // Command-line parsing of `pghaul`: flags, usage errors and their exit status. Calls that reach
 // a controller are in cli_controller_test.cc.
+#include <stdlib.h>
+
 #include <sstream>
 #include <string>
 #include <vector>
@@ -135,6 +137,68 @@ TEST(ParseTimeoutTest, RejectsZeroNegativeInfiniteAndGarbage) {
   EXPECT_FALSE(ParseTimeout("nan").ok());
   EXPECT_FALSE(ParseTimeout("").ok());
   EXPECT_FALSE(ParseTimeout("ten seconds").ok());
+}
+
+}  // namespace
+}  // namespace pghaul::cli
+
+namespace pghaul::cli {
+namespace {
+
+// The link to the controller: mutual TLS files or an explicit --insecure, nothing implied.
+class AppTransportTest : public AppTest {
+ protected:
+  int RunOnTerminal(std::vector<std::string> args) {
+    args.insert(args.begin(), "pghaul");
+    std::vector<const char*> argv;
+    for (const std::string& arg : args) argv.push_back(arg.c_str());
+    RunContext context;
+    context.clock = &clock_;
+    context.err_terminal_columns = 80;
+    return RunPghaul(static_cast<int>(argv.size()), argv.data(), out_, err_, context);
+  }
+  // Nothing listens on port 1 of loopback: a call fails at once with "connection refused".
+  const std::string kNobody = "127.0.0.1:1";
+};
+
+TEST_F(AppTransportTest, RefusesToCallTheControllerWithNeitherTlsNorInsecure) {
+  EXPECT_EQ(Run({"--controller", kNobody, "agents"}), 64);
+  EXPECT_THAT(err_.str(), HasSubstr("the link to the controller needs TLS: pass --tls-ca, "
+                                    "--tls-cert and --tls-key"));
+  EXPECT_THAT(err_.str(), HasSubstr("or --insecure for a plaintext link"));
+}
+
+TEST_F(AppTransportTest, InsecureAndTlsFlagsExcludeEachOtherAndTlsNeedsAllThreeFiles) {
+  EXPECT_EQ(Run({"--insecure", "--tls-ca", "/ca.crt", "agents"}), 64);
+  EXPECT_THAT(err_.str(), HasSubstr("--insecure and the --tls-* options"));
+  err_.str("");
+  EXPECT_EQ(Run({"--tls-ca", "/ca.crt", "agents"}), 64);
+  EXPECT_THAT(err_.str(), HasSubstr("TLS needs --tls-cert and --tls-key too"));
+}
+
+TEST_F(AppTransportTest, NamesAnUnreadableTlsFile) {
+  EXPECT_EQ(Run({"--controller", kNobody, "--tls-ca", "/nonexistent/ca.crt", "--tls-cert",
+                 "/nonexistent/c.crt", "--tls-key", "/nonexistent/c.key", "agents"}),
+            65);
+  EXPECT_THAT(err_.str(), HasSubstr("--tls-ca"));
+  EXPECT_THAT(err_.str(), HasSubstr("/nonexistent/ca.crt"));
+}
+
+TEST_F(AppTransportTest, InsecureWarnsOnATerminalOnly) {
+  EXPECT_EQ(RunOnTerminal({"--insecure", "--controller", kNobody, "agents"}), 69);
+  EXPECT_THAT(err_.str(), StartsWith("pghaul: warning: --insecure: the link to the controller at " +
+                                     kNobody + " is plaintext and unauthenticated\n"));
+  err_.str("");
+  EXPECT_EQ(Run({"--insecure", "--controller", kNobody, "agents"}), 69);
+  EXPECT_THAT(err_.str(), testing::Not(HasSubstr("warning")));
+}
+
+TEST_F(AppTransportTest, InsecureCanComeFromTheEnvironment) {
+  setenv("PGHAUL_INSECURE", "true", /*overwrite=*/1);
+  int exit_code = Run({"--controller", kNobody, "agents"});
+  unsetenv("PGHAUL_INSECURE");
+  EXPECT_EQ(exit_code, 69) << err_.str();
+  EXPECT_THAT(err_.str(), HasSubstr("connection refused"));
 }
 
 }  // namespace

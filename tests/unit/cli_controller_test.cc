@@ -158,7 +158,7 @@ class ControllerClientTest : public ::testing::Test {
 
   // Runs the whole CLI, as `pghaul --controller <server> args...`.
   int Run(std::vector<std::string> args) {
-    std::vector<std::string> argv = {"pghaul", "--controller", server_.address()};
+    std::vector<std::string> argv = {"pghaul", "--insecure", "--controller", server_.address()};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<const char*> pointers;
     for (const std::string& arg : argv) pointers.push_back(arg.c_str());
@@ -178,7 +178,7 @@ class ControllerClientTest : public ::testing::Test {
 int RunWithEnvironment(const std::string& environment, std::vector<std::string> args,
                        std::ostream& out, std::ostream& err) {
   setenv("PGHAUL_CONTROLLER", environment.c_str(), /*overwrite=*/1);
-  args.insert(args.begin(), "pghaul");
+  args.insert(args.begin(), {"pghaul", "--insecure"});
   std::vector<const char*> argv;
   for (const std::string& arg : args) argv.push_back(arg.c_str());
   FakeClock clock(kNow);
@@ -296,8 +296,8 @@ TEST(ControllerClientUnreachableTest, NamesTheAddressAndWhatToCheck) {
 
 TEST(ControllerClientUnreachableTest, CliPrintsOneLineOnStderrAndExits69) {
   std::string address = UnusedLoopbackAddress();
-  std::vector<const char*> argv = {"pghaul", "--controller", address.c_str(),
-                                   "agents", "show",         "legacy-db1"};
+  std::vector<const char*> argv = {"pghaul", "--insecure", "--controller", address.c_str(),
+                                   "agents", "show",       "legacy-db1"};
   std::ostringstream out;
   std::ostringstream err;
   FakeClock clock(kNow);

@@ -302,7 +302,7 @@ class TasksCliTest : public ::testing::Test {
 
   // Runs the whole CLI, as `pghaul --controller <server> args...`.
   int Run(std::vector<std::string> args, std::string address = "") {
-    std::vector<std::string> argv = {"pghaul", "--controller",
+    std::vector<std::string> argv = {"pghaul", "--insecure", "--controller",
                                      address.empty() ? server_.address() : address};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<const char*> pointers;

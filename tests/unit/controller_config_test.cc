@@ -83,10 +83,31 @@ TEST(ControllerConfigTest, OmittedKeysTakeTheDocumentedDefaults) {
   EXPECT_EQ(config->log_format, "json");
 }
 
-TEST(ControllerConfigTest, RefusesToLoadWithoutInsecureBecauseTlsIsNotImplemented) {
+TEST(ControllerConfigTest, RefusesToLoadWithNeitherTlsNorInsecure) {
   std::string message = ErrorOf("listen: 0.0.0.0:7443\n");
-  EXPECT_THAT(message, HasSubstr("key 'insecure': TLS is not implemented yet"));
-  EXPECT_THAT(message, HasSubstr("set 'insecure: true'"));
+  EXPECT_THAT(message, HasSubstr("key 'tls': missing: set tls.ca, tls.cert and tls.key"));
+  EXPECT_THAT(message, HasSubstr("'insecure: true'"));
+  EXPECT_THAT(ErrorOf("listen: 0.0.0.0:7443\ninsecure: false\n"), HasSubstr("key 'tls': missing"));
+}
+
+TEST(ControllerConfigTest, ReadsTheTlsFiles) {
+  absl::StatusOr<ControllerConfig> config = ParseControllerConfig(
+      "listen: 0.0.0.0:7443\ntls:\n  ca: /etc/pghaul/ca.crt\n  cert: /etc/pghaul/c.crt\n"
+      "  key: /etc/pghaul/c.key\n",
+      "controller.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->insecure);
+  EXPECT_EQ(config->tls.ca, "/etc/pghaul/ca.crt");
+  EXPECT_EQ(config->tls.cert, "/etc/pghaul/c.crt");
+  EXPECT_EQ(config->tls.key, "/etc/pghaul/c.key");
+}
+
+TEST(ControllerConfigTest, RefusesTlsWithInsecureAndTlsServerName) {
+  EXPECT_THAT(ErrorOf("listen: 0.0.0.0:7443\ninsecure: true\ntls: {ca: /a, cert: /b, key: /c}\n"),
+              HasSubstr("key 'insecure': is true while 'tls' is set: choose one"));
+  // server_name is the agent's setting: the controller does not dial anyone.
+  EXPECT_THAT(ErrorOf("listen: 0.0.0.0:7443\ntls: {ca: /a, cert: /b, key: /c, server_name: x}\n"),
+              HasSubstr("unknown key 'tls.server_name'"));
 }
 
 TEST(ControllerConfigTest, RequiresAListenAddressWithAPort) {
@@ -116,7 +137,7 @@ TEST(ControllerConfigTest, RefusesABadControllerIdAndRelativeStateDir) {
 
 TEST(ControllerConfigTest, RefusesAnUnknownKeyAndListsTheKnownOnes) {
   std::string message = ErrorOf(std::string(kMinimal) + "heartbeat: 2s\n");
-  EXPECT_THAT(message, HasSubstr("unknown key 'heartbeat' (known keys: listen, insecure, "
+  EXPECT_THAT(message, HasSubstr("unknown key 'heartbeat' (known keys: listen, insecure, tls, "
                                  "controller_id, state_dir, heartbeat_interval, "
                                  "missed_heartbeats, log)"));
 }
