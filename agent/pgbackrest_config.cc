@@ -339,6 +339,14 @@ absl::StatusOr<std::string> RenderPgBackRestConfig(const PgBackRestEnvironment& 
   PGH_RETURN_IF_ERROR(Annotated(ValidateEnvironment(env), "agent configuration"));
   PGH_RETURN_IF_ERROR(ValidateMigrationId(task.migration_id()));
   PGH_RETURN_IF_ERROR(ValidateStanza(task.stanza()));
+  if (!task.new_stanza().empty()) {
+    PGH_RETURN_IF_ERROR(ValidateStanza(task.new_stanza()));
+    if (task.new_stanza() == task.stanza()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the new stanza must differ from the migration's stanza '", task.stanza(),
+          "': a promoted target must never archive into the source's stanza"));
+    }
+  }
   PGH_RETURN_IF_ERROR(ValidateSecrets(task.secrets()));
   uint32_t process_max = task.process_max() == 0 ? 1 : task.process_max();
   PGH_RETURN_IF_ERROR(ValidateProcessMax(process_max));
@@ -376,11 +384,15 @@ absl::StatusOr<std::string> RenderPgBackRestConfig(const PgBackRestEnvironment& 
   ini.Section("global:archive-get");
   ini.Set("log-level-console", "warn");
 
-  ini.Section(task.stanza());
-  ini.Set("pg1-path", env.pg_path);
-  ini.Set("pg1-port", absl::StrCat(env.pg_port));
-  ini.Set("pg1-socket-path", env.pg_socket_path);
-  ini.Set("pg1-user", env.pg_user);
+  // The new stanza (the promoted target's own) describes the same local cluster.
+  for (const std::string& stanza : {task.stanza(), task.new_stanza()}) {
+    if (stanza.empty()) continue;
+    ini.Section(stanza);
+    ini.Set("pg1-path", env.pg_path);
+    ini.Set("pg1-port", absl::StrCat(env.pg_port));
+    ini.Set("pg1-socket-path", env.pg_socket_path);
+    ini.Set("pg1-user", env.pg_user);
+  }
 
   std::string text = ini.Take();
   PGH_RETURN_IF_ERROR(CheckIniSafe(text));

@@ -122,6 +122,7 @@ std::vector<std::string> SecretEnvironment(const v1::Secrets& secrets);
 struct ConfiguredMigration {
   std::string stanza;
   v1::Secrets secrets;
+  std::string new_stanza;  // "" when none (ConfigurePgBackRest.new_stanza)
 };
 
 // Migration id -> its stanza and secrets, in memory (an agent restart forgets them and the

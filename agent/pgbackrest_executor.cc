@@ -47,7 +47,8 @@ class ConfigureExecutor : public TaskExecutor {
                                       task_.migration_id(), ": ", path.status().message()));
       return result;
     }
-    secrets_->Put(task_.migration_id(), ConfiguredMigration{task_.stanza(), task_.secrets()});
+    secrets_->Put(task_.migration_id(),
+                  ConfiguredMigration{task_.stanza(), task_.secrets(), task_.new_stanza()});
     // Names the file, never what it holds.
     const std::string secrets_path = SecretsConfigPath(env_, task_.migration_id());
     const bool has_secrets = !task_.secrets().s3_key().empty() ||
@@ -418,6 +419,15 @@ absl::StatusOr<std::unique_ptr<TaskExecutor>> MakePgBackRestExecutor(
           "are kept in memory only): send ConfigurePgBackRest again first"));
     }
     stanza = configured->stanza;
+    if (command.new_stanza()) {
+      if (configured->new_stanza.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "migration ", command.migration_id(),
+            " was configured on this agent without a new stanza (ConfigurePgBackRest.new_stanza), "
+            "so no command can run against one"));
+      }
+      stanza = configured->new_stanza;
+    }
     migration_secrets = configured->secrets;
   }
   PGH_ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildPgBackRestArgv(env, command, stanza));

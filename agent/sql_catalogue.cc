@@ -10,6 +10,8 @@
 #include "absl/time/time.h"
 #include "agent/hba_fence.h"
 #include "agent/pg_connection.h"
+#include "agent/row_ranges.h"
+#include "agent/schema_catalogue.h"
 #include "agent/table_checksums.h"
 #include "common/files.h"
 #include "common/logging.h"
@@ -89,6 +91,13 @@ constexpr char kHbaFileSql[] =
 constexpr char kOtherLoginRolesSql[] =
     "SELECT rolname::text FROM pg_roles WHERE rolcanlogin AND rolname <> session_user"
     " ORDER BY rolname";
+// Sessions that the fence should have ended or kept out: other roles' client backends and
+// walsenders (the agent's own role may log in on the socket; it is counted apart).
+constexpr char kFenceSessionsSql[] =
+    "SELECT count(*) FILTER (WHERE usename IS DISTINCT FROM session_user)::text AS other_roles,"
+    " count(*) FILTER (WHERE usename = session_user)::text AS agent_role"
+    " FROM pg_stat_activity WHERE backend_type IN ('client backend', 'walsender')"
+    " AND pid <> pg_backend_pid()";
 // pg_hba_file_rules parses the file on disk as a reload would. One bad line and the postmaster
 // keeps the rules it had (without the fence), so the fence checks before it reloads.
 constexpr char kHbaErrorsSql[] =
@@ -263,6 +272,27 @@ absl::StatusOr<Values> FenceReadOnly(const PostgresConnection& target,
   return ended;
 }
 
+// Reads, changing nothing, whether the fence of `migration_id` holds: the read-only default is
+// on, the hba file starts with the migration's reject block, and no session of another role is
+// there. The cutover asks this right before it promotes the target.
+absl::StatusOr<Values> FenceStatus(const PostgresConnection& target,
+                                   const std::string& migration_id) {
+  PGH_ASSIGN_OR_RETURN(PgConnection conn, Connect(target, kDefaultStatementTimeout));
+  PGH_ASSIGN_OR_RETURN(Values setting, conn.ExecuteOneRow(kReadOnlySettingSql));
+  PGH_ASSIGN_OR_RETURN(Values hba, HbaFileAndRole(conn));
+  PGH_ASSIGN_OR_RETURN(std::string file, ReadFile(hba["hba_file"]));
+  PGH_ASSIGN_OR_RETURN(Values sessions, conn.ExecuteOneRow(kFenceSessionsSql));
+  const bool read_only = setting["value"] == "on";
+  const bool block = HasHbaFence(file, migration_id);
+  const bool alone = sessions["other_roles"] == "0";
+  return Values{{"read_only", setting["value"]},
+                {"hba_block", block ? "true" : "false"},
+                {"hba_file", hba["hba_file"]},
+                {"other_sessions", sessions["other_roles"]},
+                {"agent_role_sessions", sessions["agent_role"]},
+                {"fenced", read_only && block && alone ? "true" : "false"}};
+}
+
 absl::StatusOr<Values> Unfence(const PostgresConnection& target,
                                const std::string& migration_id) {
   PGH_ASSIGN_OR_RETURN(PgConnection conn, Connect(target, kDefaultStatementTimeout));
@@ -312,8 +342,17 @@ absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresCon
     case v1::SqlQuery::UNFENCE:
       PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
       return Unfence(conn, query.migration_id());
+    case v1::SqlQuery::FENCE_STATUS:
+      PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
+      return FenceStatus(conn, query.migration_id());
     case v1::SqlQuery::TABLE_CHECKSUMS:
       return ComputeTableChecksums(conn);
+    case v1::SqlQuery::SCHEMA_CATALOG:
+      return ComputeSchemaCatalogue(conn);
+    case v1::SqlQuery::ROW_RANGES:
+      return ComputeRowRanges(conn, query.range());
+    case v1::SqlQuery::ROW_DIGESTS:
+      return ComputeRowDigests(conn, query.range());
     case v1::SqlQuery::ENABLE_ARCHIVING:
     case v1::SqlQuery::RESTORE_ARCHIVING:
       return absl::InvalidArgumentError(

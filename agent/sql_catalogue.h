@@ -35,6 +35,7 @@
 //                    default, reloads. Values: hba_file, hba_block_removed ("true"/"false").
 //   TABLE_CHECKSUMS  see table_checksums.h (ComputeTableChecksums, run without cancellation here;
 //                    the task executor runs it with a QueryCanceller).
+//   SCHEMA_CATALOG   see schema_catalogue.h; ROW_RANGES, ROW_DIGESTS see row_ranges.h.
 //   ENABLE_ARCHIVING, RESTORE_ARCHIVING need the migration's pgBackRest setup and the agent's
 //                    state directory: see archiving.h. RunSqlQuery refuses them.
 #pragma once

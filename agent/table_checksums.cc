@@ -1,11 +1,18 @@
 #include "agent/table_checksums.h"
 
+#include <algorithm>
+#include <functional>
+#include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/md5.h"
 #include "agent/pg_connection.h"
@@ -38,18 +45,22 @@ constexpr char kInRecoverySql[] = "SELECT pg_is_in_recovery()::text AS in_recove
 // format('%I.%I') quotes the names the server's way: the only way a name reaches SQL text.
 constexpr char kRelationsSql[] = R"sql(
 SELECT n.nspname, c.relname, c.relkind::text, c.relpersistence::text, c.relispopulated::text,
-       format('%I.%I', n.nspname, c.relname)
+       format('%I.%I', n.nspname, c.relname), c.relpages::text
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'm') AND c.relpersistence IN ('p', 'u')
    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
    AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'
  ORDER BY n.nspname, c.relname
 )sql";
+constexpr char kExportSnapshotSql[] = "SELECT pg_export_snapshot() AS snapshot";
 // ROW(r.*) and not r: a column named like the alias would win over the whole-row reference.
-// ROW(r.*)::text prints exactly as the whole row does ("(1,abc)").
-constexpr char kDeclareRowsPrefix[] =
-    "DECLARE pghaul_rows NO SCROLL CURSOR FOR SELECT md5(ROW(r.*)::text) COLLATE \"C\" FROM ";
-constexpr char kDeclareRowsSuffix[] = " AS r ORDER BY 1";
+// ROW(r.*)::text prints exactly as the whole row does ("(1,abc)"). One pass, no sort, nothing
+// sent but two numbers, and the server may use parallel workers for it: the sum of a 64-bit hash
+// of each row's text (hashtextextended, the 64-bit sibling of the hashtext pgcopydb sums) is the
+// same whatever the order the rows are read in. sum(bigint) is numeric: it cannot overflow.
+constexpr char kTableSumPrefix[] =
+    "SELECT count(*)::text, coalesce(sum(hashtextextended(ROW(r.*)::text, 0)), 0)::text FROM ";
+constexpr char kTableSumSuffix[] = " AS r";
 constexpr char kDeclareLargeObjectsSql[] =
     "DECLARE pghaul_rows NO SCROLL CURSOR FOR"
     " SELECT oid::text || ':' || md5(lo_get(oid)) FROM pg_largeobject_metadata ORDER BY oid";
@@ -70,108 +81,276 @@ struct Digest {
   std::string md5;
 };
 
+// Names the database and object in an error, and tells a cancel from a statement timeout
+// (both are SQLSTATE 57014).
+absl::Status Context(const absl::Status& status, const std::string& database,
+                     absl::string_view what, const QueryCanceller* canceller) {
+  if (canceller != nullptr && canceller->cancelled()) {
+    return absl::CancelledError(
+        absl::StrCat("table checksums cancelled while reading database ", database));
+  }
+  return absl::Status(status.code(), absl::StrCat("database \"", absl::CHexEscape(database), "\", ",
+                                                  what, ": ", status.message()));
+}
+
+absl::Status Run(PgConnection& conn, const char* sql, const std::string& database,
+                 absl::string_view what, const QueryCanceller* canceller) {
+  absl::Status status = conn.Execute(sql).status();
+  return status.ok() ? status : Context(status, database, what, canceller);
+}
+
+// Opens the cursor `declare` (of one text column), hashes every row's text followed by
+// `separator`, and closes it.
+absl::StatusOr<Digest> Stream(PgConnection& conn, const std::string& declare,
+                              absl::string_view separator, const std::string& database,
+                              absl::string_view what, const QueryCanceller* canceller) {
+  PGH_RETURN_IF_ERROR(Run(conn, declare.c_str(), database, what, canceller));
+  Md5 md5;
+  Digest digest;
+  while (true) {
+    absl::StatusOr<PgResult> batch = conn.Execute(kFetchSql);
+    if (!batch.ok()) return Context(batch.status(), database, what, canceller);
+    if (batch->rows() == 0) break;
+    for (int row = 0; row < batch->rows(); ++row) {
+      md5.Update(batch->Value(row, 0));
+      md5.Update(separator);
+    }
+    digest.rows += static_cast<uint64_t>(batch->rows());
+  }
+  PGH_RETURN_IF_ERROR(Run(conn, kCloseSql, database, what, canceller));
+  digest.md5 = md5.HexDigest();
+  return digest;
+}
+
+// A table to read, and what reading it gave.
+struct TableJob {
+  std::string key;        // "<db>/<schema>.<name>"
+  std::string qualified;  // quoted by the server
+  std::string tail;       // " persistence=<p> kind=<k>"
+  int64_t pages = 0;      // pg_class.relpages: the server's estimate of its size
+  absl::StatusOr<Digest> digest = absl::UnknownError("not read");
+};
+
+// The tables of one database, shared by its workers: each takes the next job until none is left
+// or one has failed.
+class JobQueue {
+ public:
+  explicit JobQueue(std::vector<TableJob>& jobs) : jobs_(jobs) {}
+
+  // The next job, or null when there is none left (or a job failed).
+  TableJob* Next() {
+    absl::MutexLock lock(&mu_);
+    if (failed_ || next_ >= jobs_.size()) return nullptr;
+    return &jobs_[next_++];
+  }
+  void Fail(absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    if (!failed_) first_error_ = std::move(status);
+    failed_ = true;
+  }
+  void WorkerDone() {
+    absl::MutexLock lock(&mu_);
+    ++done_;
+  }
+  // Waits until `workers` have finished, cancelling them all when `canceller` is cancelled
+  // (checked every 100 ms: QueryCanceller reaches only one connection).
+  void Wait(int workers, const QueryCanceller* canceller,
+            const std::vector<std::unique_ptr<QueryCanceller>>& worker_cancellers) {
+    absl::MutexLock lock(&mu_);
+    bool cancelled = false;
+    auto all_done = [this, workers]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return done_ >= workers; };
+    while (!mu_.AwaitWithTimeout(absl::Condition(&all_done), absl::Milliseconds(100))) {
+      if (!cancelled && canceller != nullptr && canceller->cancelled()) {
+        cancelled = true;
+        failed_ = true;
+        for (const auto& c : worker_cancellers) c->Cancel();
+      }
+    }
+  }
+  absl::Status first_error() {
+    absl::MutexLock lock(&mu_);
+    return first_error_;
+  }
+
+ private:
+  std::vector<TableJob>& jobs_;
+  absl::Mutex mu_;
+  size_t next_ ABSL_GUARDED_BY(mu_) = 0;
+  int done_ ABSL_GUARDED_BY(mu_) = 0;
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status first_error_ ABSL_GUARDED_BY(mu_);
+};
+
+// One worker: its own connection, in the leader's snapshot, reading jobs until none is left.
+void ReadTables(const PostgresConnection& target, const PgSessionOptions& session,
+                const std::string& database, const std::string& snapshot, JobQueue& queue,
+                QueryCanceller* canceller) {
+  absl::Status status = [&]() -> absl::Status {
+    absl::StatusOr<PgConnection> opened = PgConnection::Open(target, session);
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(),
+                          absl::StrCat("cannot connect to database \"", absl::CHexEscape(database),
+                                       "\": ", opened.status().message()));
+    }
+    PgConnection& conn = *opened;
+    ScopedCancelAttachment attached(canceller, conn.raw());
+    PGH_RETURN_IF_ERROR(Run(conn, kBeginSql, database, "BEGIN", canceller));
+    // The snapshot id comes from the server's pg_export_snapshot() (hex digits and dashes):
+    // SET TRANSACTION SNAPSHOT takes no parameter.
+    const std::string set_snapshot = absl::StrCat("SET TRANSACTION SNAPSHOT '", snapshot, "'");
+    PGH_RETURN_IF_ERROR(
+        Run(conn, set_snapshot.c_str(), database, "importing the snapshot", canceller));
+    PGH_RETURN_IF_ERROR(Run(conn, kSettingsSql, database, "session settings", canceller));
+    while (TableJob* job = queue.Next()) {
+      const std::string sum = absl::StrCat(kTableSumPrefix, job->qualified, kTableSumSuffix);
+      absl::StatusOr<PgResult> result = conn.Execute(sum.c_str());
+      if (!result.ok()) return Context(result.status(), database, job->qualified, canceller);
+      if (result->rows() != 1 || result->columns() != 2) {
+        return absl::InternalError(absl::StrCat("database \"", absl::CHexEscape(database), "\", ",
+                                                job->qualified, ": unexpected result shape"));
+      }
+      Digest digest;
+      if (!absl::SimpleAtoi(result->Value(0, 0), &digest.rows)) {
+        return absl::InternalError(absl::StrCat("unexpected row count ", result->Value(0, 0)));
+      }
+      // md5 of "<rows>:<sum>": the value keeps the 32 hex digits the comparison expects.
+      digest.md5 = Md5::Hex(absl::StrCat(result->Value(0, 0), ":", result->Value(0, 1)));
+      job->digest = std::move(digest);
+    }
+    return Run(conn, kCommitSql, database, "COMMIT", canceller);
+  }();
+  if (!status.ok()) queue.Fail(status);
+  queue.WorkerDone();
+}
+
+bool ValidSnapshotId(absl::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c)) && c != '-') return false;
+  }
+  return true;
+}
+
 class DatabaseReader {
  public:
-  DatabaseReader(PgConnection conn, std::string database, const TableChecksumOptions& options)
-      : conn_(std::move(conn)), database_(std::move(database)), options_(options) {}
+  DatabaseReader(PgConnection conn, PostgresConnection target, PgSessionOptions session,
+                 std::string database, const TableChecksumOptions& options)
+      : conn_(std::move(conn)),
+        target_(std::move(target)),
+        session_(session),
+        database_(std::move(database)),
+        options_(options) {}
 
   absl::Status Read(Values& values) {
     ScopedCancelAttachment attached(options_.canceller, conn_.raw());
-    PGH_RETURN_IF_ERROR(Run(kBeginSql, "BEGIN"));
-    PGH_RETURN_IF_ERROR(Run(kSettingsSql, "session settings"));
+    PGH_RETURN_IF_ERROR(Exec(kBeginSql, "BEGIN"));
+    PGH_RETURN_IF_ERROR(Exec(kSettingsSql, "session settings"));
     absl::StatusOr<std::map<std::string, std::string>> recovery =
         conn_.ExecuteOneRow(kInRecoverySql);
-    if (!recovery.ok()) return Context(recovery.status(), "pg_is_in_recovery()");
+    if (!recovery.ok()) return Ctx(recovery.status(), "pg_is_in_recovery()");
     const bool in_recovery = (*recovery)["in_recovery"] == "true";
 
     absl::StatusOr<PgResult> relations = conn_.Execute(kRelationsSql);
-    if (!relations.ok()) return Context(relations.status(), "listing tables");
-    uint64_t tables = 0;
-    uint64_t rows = 0;
+    if (!relations.ok()) return Ctx(relations.status(), "listing tables");
+    std::vector<TableJob> jobs;
     for (int row = 0; row < relations->rows(); ++row) {
-      if (options_.canceller != nullptr && options_.canceller->cancelled()) return Cancelled();
       const std::string schema = relations->Value(row, 0);
       const std::string name = relations->Value(row, 1);
       const std::string kind = relations->Value(row, 2);
       const std::string persistence = relations->Value(row, 3);
       const bool populated = relations->Value(row, 4) == "true";
-      const std::string qualified = relations->Value(row, 5);
       const std::string key = absl::StrCat(database_, "/", schema, ".", name);
       const std::string tail = absl::StrCat(" persistence=", persistence, " kind=", kind);
       if ((in_recovery && persistence == "u") || !populated) {
         values[key] = absl::StrCat("rows=0 md5=", tail);
         continue;
       }
-      const std::string declare = absl::StrCat(kDeclareRowsPrefix, qualified, kDeclareRowsSuffix);
-      PGH_ASSIGN_OR_RETURN(Digest digest, Stream(declare, /*separator=*/"", qualified));
-      values[key] = absl::StrCat("rows=", digest.rows, " md5=", digest.md5, tail);
-      ++tables;
-      rows += digest.rows;
+      TableJob job{key, relations->Value(row, 5), tail};
+      absl::SimpleAtoi(relations->Value(row, 6), &job.pages);
+      jobs.push_back(std::move(job));
     }
+    // Largest first, so that no worker starts a big table when the others are nearly done.
+    std::stable_sort(jobs.begin(), jobs.end(),
+                     [](const TableJob& a, const TableJob& b) { return a.pages > b.pages; });
 
-    PGH_ASSIGN_OR_RETURN(Digest large_objects,
-                         Stream(kDeclareLargeObjectsSql, /*separator=*/"\n", "large objects"));
+    // The workers read the tables in this transaction's snapshot, while this connection reads
+    // the large objects and sequences.
+    const int workers = std::min<int>(std::max(1, options_.workers), static_cast<int>(jobs.size()));
+    std::vector<std::unique_ptr<QueryCanceller>> cancellers;
+    std::vector<std::thread> threads;
+    JobQueue queue(jobs);
+    if (workers > 0) {
+      absl::StatusOr<std::map<std::string, std::string>> exported =
+          conn_.ExecuteOneRow(kExportSnapshotSql);
+      if (!exported.ok()) return Ctx(exported.status(), "pg_export_snapshot()");
+      const std::string snapshot = (*exported)["snapshot"];
+      if (!ValidSnapshotId(snapshot)) {
+        return absl::InternalError(
+            absl::StrCat("unexpected snapshot id from the server: ", absl::CHexEscape(snapshot)));
+      }
+      for (int i = 0; i < workers; ++i) {
+        cancellers.push_back(std::make_unique<QueryCanceller>());
+        if (options_.canceller != nullptr && options_.canceller->cancelled()) {
+          cancellers.back()->Cancel();
+        }
+      }
+      for (int i = 0; i < workers; ++i) {
+        threads.emplace_back(ReadTables, target_, session_, database_, snapshot, std::ref(queue),
+                             cancellers[i].get());
+      }
+    }
+    absl::StatusOr<Digest> large_objects =
+        Stream(conn_, kDeclareLargeObjectsSql, /*separator=*/"\n", database_, "large objects",
+               options_.canceller);
+    absl::StatusOr<PgResult> sequences = large_objects.ok()
+                                             ? conn_.Execute(kSequencesSql)
+                                             : absl::StatusOr<PgResult>(large_objects.status());
+    if (!large_objects.ok()) {
+      for (const auto& c : cancellers) c->Cancel();
+    }
+    queue.Wait(workers, options_.canceller, cancellers);
+    for (std::thread& t : threads) t.join();
+    if (options_.canceller != nullptr && options_.canceller->cancelled()) {
+      return absl::CancelledError(
+          absl::StrCat("table checksums cancelled while reading database ", database_));
+    }
+    PGH_RETURN_IF_ERROR(large_objects.status());
+    if (!sequences.ok()) return Ctx(sequences.status(), "reading sequences");
+    PGH_RETURN_IF_ERROR(queue.first_error());
+
+    uint64_t rows = 0;
+    for (const TableJob& job : jobs) {
+      values[job.key] = absl::StrCat("rows=", job.digest->rows, " md5=", job.digest->md5, job.tail);
+      rows += job.digest->rows;
+    }
     values[absl::StrCat(database_, "/large_objects")] =
-        absl::StrCat("rows=", large_objects.rows, " md5=", large_objects.md5);
-
-    absl::StatusOr<PgResult> sequences = conn_.Execute(kSequencesSql);
-    if (!sequences.ok()) return Context(sequences.status(), "reading sequences");
+        absl::StrCat("rows=", large_objects->rows, " md5=", large_objects->md5);
     for (int row = 0; row < sequences->rows(); ++row) {
       values[absl::StrCat(database_, "/sequence:", sequences->Value(row, 0), ".",
                           sequences->Value(row, 1))] = sequences->Value(row, 2);
     }
-    PGH_RETURN_IF_ERROR(Run(kCommitSql, "COMMIT"));
+    PGH_RETURN_IF_ERROR(Exec(kCommitSql, "COMMIT"));
     if (options_.log) {
-      options_.log(absl::StrCat("database ", database_, ": ", tables, " tables read (", rows,
-                                " rows), ", large_objects.rows, " large objects, ",
-                                sequences->rows(), " sequences",
+      options_.log(absl::StrCat("database ", database_, ": ", jobs.size(), " tables read (", rows,
+                                " rows) by ", workers, workers == 1 ? " worker, " : " workers, ",
+                                large_objects->rows, " large objects, ", sequences->rows(),
+                                " sequences",
                                 in_recovery ? "; in recovery, unlogged tables not read" : ""));
     }
     return absl::OkStatus();
   }
 
  private:
-  absl::Status Cancelled() const {
-    return absl::CancelledError(
-        absl::StrCat("table checksums cancelled while reading database ", database_));
+  absl::Status Ctx(const absl::Status& status, absl::string_view what) const {
+    return Context(status, database_, what, options_.canceller);
   }
-
-  // Names the database and object in an error, and tells a cancel from a statement timeout
-  // (both are SQLSTATE 57014).
-  absl::Status Context(const absl::Status& status, absl::string_view what) const {
-    if (options_.canceller != nullptr && options_.canceller->cancelled()) return Cancelled();
-    return absl::Status(status.code(), absl::StrCat("database \"", absl::CHexEscape(database_),
-                                                    "\", ", what, ": ", status.message()));
-  }
-
-  absl::Status Run(const char* sql, absl::string_view what) {
-    absl::Status status = conn_.Execute(sql).status();
-    return status.ok() ? status : Context(status, what);
-  }
-
-  // Opens the cursor `declare` (of one text column), hashes every row's text followed by
-  // `separator`, and closes it.
-  absl::StatusOr<Digest> Stream(const std::string& declare, absl::string_view separator,
-                                absl::string_view what) {
-    PGH_RETURN_IF_ERROR(Run(declare.c_str(), what));
-    Md5 md5;
-    Digest digest;
-    while (true) {
-      absl::StatusOr<PgResult> batch = conn_.Execute(kFetchSql);
-      if (!batch.ok()) return Context(batch.status(), what);
-      if (batch->rows() == 0) break;
-      for (int row = 0; row < batch->rows(); ++row) {
-        md5.Update(batch->Value(row, 0));
-        md5.Update(separator);
-      }
-      digest.rows += static_cast<uint64_t>(batch->rows());
-    }
-    PGH_RETURN_IF_ERROR(Run(kCloseSql, what));
-    digest.md5 = md5.HexDigest();
-    return digest;
+  absl::Status Exec(const char* sql, absl::string_view what) {
+    return Run(conn_, sql, database_, what, options_.canceller);
   }
 
   PgConnection conn_;
+  const PostgresConnection target_;
+  const PgSessionOptions session_;
   const std::string database_;
   const TableChecksumOptions& options_;
 };
@@ -202,7 +381,7 @@ absl::StatusOr<std::map<std::string, std::string>> ComputeTableChecksums(
                           absl::StrCat("cannot connect to database \"", absl::CHexEscape(database),
                                        "\": ", opened.status().message()));
     }
-    DatabaseReader reader(*std::move(opened), database, options);
+    DatabaseReader reader(*std::move(opened), target, session, database, options);
     PGH_RETURN_IF_ERROR(reader.Read(values));
   }
   PGH_LOG_INFO("table checksums of {} databases ({} values) in {}", databases.size(), values.size(),

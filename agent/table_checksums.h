@@ -2,17 +2,21 @@
 // database that accepts connections, so verify can compare a restored copy with its source.
 //
 // What is read, per database (every datallowconn database but template0 and template1), in one
-// REPEATABLE READ READ ONLY transaction, so all of a database's values are one snapshot:
+// snapshot: a REPEATABLE READ READ ONLY transaction exports it (pg_export_snapshot, which works
+// on a hot standby too) and up to `workers` more connections import it (SET TRANSACTION
+// SNAPSHOT) and share the database's tables (largest first by relpages, one table each at a
+// time), while the first connection reads large objects and sequences:
 //   - every table (relkind r, which includes the leaves of partitioned tables) and materialized
 //     view (m), permanent or unlogged, outside pg_catalog, information_schema, pg_toast and the
 //     temporary schemas; temporary tables are skipped;
 //   - its large objects; its sequences.
 // Values, keyed "<db>/<schema>.<name>" (names as they are, unquoted):
 //   "rows=<n> md5=<32 hex> persistence=<p|u> kind=<r|m>"
-//     md5 is md5(string_agg(md5(row::text), '' ORDER BY 1 COLLATE "C")) in PostgreSQL's terms,
-//     but the server only computes and sorts the per-row md5s, which the agent reads through a
-//     cursor and hashes itself: string_agg would stop at 1 GB (about 33 million rows) and hold
-//     it all in the server's memory. An empty table has md5 = md5('').
+//     md5 is the md5 of "<rows>:<sum>" where sum is PostgreSQL's
+//     sum(hashtextextended(ROW(r.*)::text, 0)) over the table (numeric, 0 when empty): one
+//     pass over the table, no sort, order-independent, and PostgreSQL may run it with parallel
+//     workers. A 64-bit hash per row: an accidental change goes unnoticed with a probability of
+//     about 2^-64 (pgcopydb sums the 32-bit hashtext). Locating rows (row_ranges.h) uses md5s.
 //     On a server in recovery, an unlogged table cannot be read at all ("cannot access temporary
 //     or unlogged relations during recovery"): it is reported "rows=0 md5= persistence=u" without
 //     being read. A materialized view that was never populated (WITH NO DATA) cannot be read
@@ -45,9 +49,13 @@ struct TableChecksumOptions {
   QueryCanceller* canceller = nullptr;
   // Optional: one line per database when it is done.
   std::function<void(absl::string_view)> log;
+  // Connections reading a database's tables at once (besides the one reading its large objects
+  // and sequences); at most one per table.
+  int workers = 4;
 };
 
-// Reads everything described above, with at most one connection open at a time. The agent's
+// Reads everything described above, with at most 1 + options.workers connections open at a
+// time (one database at a time). The agent's
 // database user needs CONNECT on every database and SELECT on every table, large object and
 // sequence; a superuser is not needed. Errors:
 //   Cancelled           options.canceller was cancelled.

@@ -12,6 +12,8 @@
 #include "agent/pgbackrest_config.h"
 #include "agent/pgbackrest_executor.h"
 #include "agent/query_canceller.h"
+#include "agent/row_ranges.h"
+#include "agent/schema_catalogue.h"
 #include "agent/service_control.h"
 #include "agent/sql_catalogue.h"
 #include "agent/table_checksums.h"
@@ -94,6 +96,22 @@ class SqlExecutor : public TaskExecutor {
         options.log = [&context](absl::string_view line) { context.Log("agent", line); };
         return ValuesResult(ComputeTableChecksums(config_->postgres, options));
       }
+      case v1::SqlQuery::SCHEMA_CATALOG:
+      case v1::SqlQuery::ROW_RANGES:
+      case v1::SqlQuery::ROW_DIGESTS: {
+        auto canceller = std::make_shared<QueryCanceller>();
+        context.OnCancel([canceller] { canceller->Cancel(); });
+        if (query_.query() == v1::SqlQuery::ROW_RANGES) {
+          return ValuesResult(ComputeRowRanges(config_->postgres, query_.range(), canceller.get()));
+        }
+        if (query_.query() == v1::SqlQuery::ROW_DIGESTS) {
+          return ValuesResult(
+              ComputeRowDigests(config_->postgres, query_.range(), canceller.get()));
+        }
+        SchemaCatalogueOptions options;
+        options.canceller = canceller.get();
+        return ValuesResult(ComputeSchemaCatalogue(config_->postgres, options));
+      }
       default:
         return ValuesResult(RunSqlQuery(config_->postgres, query_));
     }
@@ -145,6 +163,9 @@ absl::StatusOr<std::unique_ptr<TaskExecutor>> MakeSqlExecutor(const AgentConfig*
         absl::StrCat("this agent does not know sql query ", static_cast<int>(query.query()),
                      "; nothing ran (agent and controller releases may differ)"));
   }
+  if (query.query() == v1::SqlQuery::ROW_RANGES || query.query() == v1::SqlQuery::ROW_DIGESTS) {
+    PGH_RETURN_IF_ERROR(ValidateRowRange(query.range()));
+  }
   std::string stanza;
   if (query.query() == v1::SqlQuery::ENABLE_ARCHIVING ||
       query.query() == v1::SqlQuery::RESTORE_ARCHIVING) {
@@ -152,7 +173,8 @@ absl::StatusOr<std::unique_ptr<TaskExecutor>> MakeSqlExecutor(const AgentConfig*
     PGH_RETURN_IF_ERROR(Annotate(ValidateEnvironment(env), "agent configuration"));
   }
   // The fence block in pg_hba.conf is marked with the migration, so UNFENCE removes only it.
-  if (query.query() == v1::SqlQuery::FENCE_READ_ONLY || query.query() == v1::SqlQuery::UNFENCE) {
+  if (query.query() == v1::SqlQuery::FENCE_READ_ONLY || query.query() == v1::SqlQuery::UNFENCE ||
+      query.query() == v1::SqlQuery::FENCE_STATUS) {
     PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
   }
   if (query.query() == v1::SqlQuery::ENABLE_ARCHIVING) {
@@ -164,6 +186,14 @@ absl::StatusOr<std::unique_ptr<TaskExecutor>> MakeSqlExecutor(const AgentConfig*
           "memory only): send ConfigurePgBackRest first"));
     }
     stanza = configured->stanza;
+    if (query.new_stanza()) {
+      if (configured->new_stanza.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "ENABLE_ARCHIVING into the new stanza: migration ", query.migration_id(),
+            " was configured on this agent without one (ConfigurePgBackRest.new_stanza)"));
+      }
+      stanza = configured->new_stanza;
+    }
   }
   const absl::Duration timeout = task.timeout_seconds() == 0
                                      ? absl::InfiniteDuration()

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "cli/agent_table.h"
 #include "cli/progress_bar.h"
 #include "cli/task_table.h"
@@ -99,12 +100,48 @@ std::string VerifyReportText(const v1::VerifyReport& report, absl::Time now, abs
   if (!report.differences().empty()) {
     std::vector<std::vector<std::string>> rows = {
         {"OBJECT", "STATUS", "SOURCE ROWS", "TARGET ROWS", "DETAIL"}};
+    // Data objects are named as they are; schema objects with their kind first ("index
+    // app/public.orders_pkey").
+    auto object = [](const v1::TableComparison& table) {
+      const std::string& kind = table.kind();
+      if (kind.empty() || kind == "rows" || kind == "large objects" || kind == "sequence value") {
+        return OrMissing(table.table());
+      }
+      return OrMissing(absl::StrCat(kind, " ", table.table()));
+    };
     for (const v1::TableComparison& table : report.differences()) {
-      rows.push_back({OrMissing(table.table()), OrMissing(table.status()),
-                      absl::StrCat(table.source_rows()), absl::StrCat(table.target_rows()),
+      const std::string& kind = table.kind();
+      // Schema objects have no rows.
+      const bool schema = !kind.empty() && kind != "rows" && kind != "large objects" &&
+                          kind != "sequence value";
+      rows.push_back({object(table), OrMissing(table.status()),
+                      schema ? std::string(kMissing) : absl::StrCat(table.source_rows()),
+                      schema ? std::string(kMissing) : absl::StrCat(table.target_rows()),
                       OrMissing(table.detail())});
     }
     absl::StrAppend(&out, RenderColumns(rows, "  "));
+    // Where each table's rows differ, located by primary key.
+    for (const v1::TableComparison& table : report.differences()) {
+      if (table.rows().empty() && table.locate().empty()) continue;
+      std::vector<std::string> keys;
+      for (const v1::RowDifference& row : table.rows()) {
+        std::string change = row.change();
+        if (change == "missing-on-target") change = "missing on target";
+        if (change == "missing-on-source") change = "missing on source";
+        keys.push_back(absl::StrCat(row.key(), " (", change, ")"));
+      }
+      std::string line = absl::StrCat("  ", Printable(table.table()), ": ");
+      if (!keys.empty()) {
+        absl::StrAppend(&line, "rows differ at ", Printable(absl::StrJoin(keys, ", ")));
+        const uint64_t total =
+            std::max<uint64_t>(table.rows_differing(), static_cast<uint64_t>(keys.size()));
+        if (total > keys.size()) absl::StrAppend(&line, " and ", total - keys.size(), " more");
+        if (table.locate() != "located") absl::StrAppend(&line, " (", Printable(table.locate()), ")");
+      } else {
+        absl::StrAppend(&line, Printable(table.locate()));
+      }
+      absl::StrAppend(&out, line, "\n");
+    }
   }
   if (!report.application_checks().empty()) {
     absl::StrAppend(&out, "\nApplication checks\n",
@@ -237,6 +274,19 @@ std::string FormatMigrationStatus(const v1::MigrationInfo& migration, absl::Time
   }
   if (migration.downtime_seconds() > 0) {
     section.Add("Downtime", absl::StrFormat("%.1fs", migration.downtime_seconds()));
+  }
+  if (migration.has_cutover_compare()) {
+    const v1::VerifyReport& exact = migration.cutover_compare();
+    section.Add("Cutover compare",
+                absl::StrCat(exact.passed() ? "passed" : "FAILED", " (", exact.objects_matching(),
+                             " of ", exact.objects_compared(), " objects match, at the final LSN)"));
+  }
+  if (!migration.new_stanza().empty()) {
+    section.Add("Target's stanza",
+                migration.new_stanza_backup_label().empty()
+                    ? absl::StrCat(Printable(migration.new_stanza()), " (no backup yet)")
+                    : absl::StrCat(Printable(migration.new_stanza()), ", first full backup ",
+                                   Printable(migration.new_stanza_backup_label())));
   }
   if (!migration.current_task_id().empty()) {
     section.Add("Current task",

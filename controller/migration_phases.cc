@@ -17,6 +17,7 @@
 #include "controller/phase_tasks.h"
 #include "controller/preflight_checks.h"
 #include "controller/verify_phase.h"
+#include "controller/verify_report.h"
 #include "nlohmann/json.hpp"
 
 namespace pghaul::controller {
@@ -26,6 +27,22 @@ constexpr absl::Duration kPollInterval = absl::Milliseconds(250);
 // wal_retrieve_retry_interval of a standby target: a few GETs a second on an S3 repository while
 // the migration follows the archive, for a catch-up and a last segment fetched in a quarter second.
 constexpr uint32_t kStandbyWalRetrieveRetryMs = 250;
+
+// The label of the newest backup in `pgbackrest info --output=json` of one stanza ("" when it
+// lists none), and its database size when `bytes` is not null.
+std::string LastBackupLabel(const std::string& info_json, uint64_t* bytes = nullptr) {
+  nlohmann::json json = nlohmann::json::parse(info_json, nullptr, false);
+  if (!json.is_array() || json.empty() || !json[0].is_object() || !json[0].contains("backup") ||
+      !json[0]["backup"].is_array() || json[0]["backup"].empty()) {
+    return "";
+  }
+  const nlohmann::json& last = json[0]["backup"].back();
+  if (!last.is_object()) return "";
+  if (bytes != nullptr && last.contains("info") && last["info"].is_object()) {
+    *bytes = last["info"].value("size", uint64_t{0});
+  }
+  return last.value("label", "");
+}
 
 absl::Status Preflight(PhaseContext& ctx) {
   const Plan& plan = ctx.plan();
@@ -139,17 +156,8 @@ absl::Status Backup(PhaseContext& ctx) {
   PGH_ASSIGN_OR_RETURN(v1::TaskResult listed,
                        ctx.Run(plan.source_agent, "info", info, {.read_only = true}));
   if (ctx.dry_run()) return absl::OkStatus();
-  std::string label;
   uint64_t bytes = 0;
-  nlohmann::json json = nlohmann::json::parse(listed.info_json(), nullptr, false);
-  if (json.is_array() && !json.empty() && json[0].contains("backup") &&
-      json[0]["backup"].is_array() && !json[0]["backup"].empty()) {
-    const nlohmann::json& last = json[0]["backup"].back();
-    label = last.value("label", "");
-    if (last.contains("info") && last["info"].is_object()) {
-      bytes = last["info"].value("size", uint64_t{0});
-    }
-  }
+  std::string label = LastBackupLabel(listed.info_json(), &bytes);
   if (label.empty()) {
     return absl::DataLossError(
         "the backup finished but `pgbackrest info` lists no backup in the stanza; see the "
@@ -160,6 +168,28 @@ absl::Status Backup(PhaseContext& ctx) {
     r.mutable_info()->set_backup_bytes(bytes);
   }));
   ctx.Event("info", absl::StrCat("backup ", label, " done: ", HumanBytes(bytes), " of data"));
+  return absl::OkStatus();
+}
+
+// Points the standby target's archiving at the migration's new stanza, so that once promoted it
+// archives there and never into the source's. A standby archives nothing while it recovers
+// (archive_mode = on, not always), and archive_mode needs a restart, which a standby takes
+// without losing anything: done here, it costs the cutover nothing.
+absl::Status ArchiveIntoNewStanza(PhaseContext& ctx) {
+  const Plan& plan = ctx.plan();
+  v1::Task enable = SqlTask(v1::SqlQuery::ENABLE_ARCHIVING, plan.name);
+  enable.mutable_sql()->set_new_stanza(true);
+  PGH_ASSIGN_OR_RETURN(v1::TaskResult archiving,
+                       ctx.Run(plan.target_agent, "target-archiving", enable));
+  auto restart = archiving.values().find("restart_needed");
+  if (restart != archiving.values().end() && restart->second == "true") {
+    PGH_RETURN_IF_ERROR(
+        ctx.Run(plan.target_agent, "restart-standby", ServiceTask(v1::ServiceAction::RESTART))
+            .status());
+  }
+  ctx.Event("info", absl::StrCat("once promoted, the target archives into stanza ",
+                                 plan.cutover.new_stanza, " (the source's stanza ", plan.stanza,
+                                 " never receives its WAL)"));
   return absl::OkStatus();
 }
 
@@ -206,7 +236,7 @@ absl::Status Restore(PhaseContext& ctx) {
     if (standby && in_recovery) {
       ctx.Event("info", absl::StrCat("the target is a standby following the archive, replayed "
                                      "up to ", replay.values().at("lsn")));
-      return absl::OkStatus();
+      return ArchiveIntoNewStanza(ctx);
     }
     if (!standby && !in_recovery) {
       ctx.Event("info", "the rehearsal copy reached consistency and was promoted");
@@ -453,9 +483,51 @@ absl::Status Cutover(PhaseContext& ctx) {
     ctx.Event("info", "the target replayed the source's last WAL");
   }
   PGH_RETURN_IF_ERROR(over_budget("final-replay"));
+  if (plan.cutover.verify_checksums) {
+    // Both sides at the same LSN and nothing can write: any difference is real.
+    ctx.Event("info", "comparing every table's rows and checksum on both sides before promoting");
+    PGH_ASSIGN_OR_RETURN(v1::VerifyReport exact, CompareData(ctx, "exact-"));
+    if (!ctx.dry_run()) {
+      *exact.mutable_finished_at() = ToProto(ctx.Now());
+      PGH_RETURN_IF_ERROR(ctx.Update(
+          [&](v1::MigrationRecord& r) { *r.mutable_info()->mutable_cutover_compare() = exact; }));
+      if (!exact.passed()) {
+        return lift_fence("exact-compare",
+                          absl::DataLossError(absl::StrCat(
+                              "the target does not hold exactly the source's data at the same "
+                              "WAL position (", SummarizeVerify(exact), "); it was not promoted")));
+      }
+      ctx.Event("info", absl::StrCat("source and target are identical: ", SummarizeVerify(exact)));
+    }
+    PGH_RETURN_IF_ERROR(over_budget("exact-compare"));
+  }
   if (plan.fence == FenceMethod::kStop) {
     PGH_RETURN_IF_ERROR(
         ctx.Run(plan.source_agent, "stop-source", ServiceTask(v1::ServiceAction::STOP)).status());
+  } else {
+    // Safety rule 1, checked rather than assumed: nothing may have lifted the fence since.
+    PGH_ASSIGN_OR_RETURN(v1::TaskResult fence,
+                         ctx.Run(plan.source_agent, "confirm-fence",
+                                 SqlTask(v1::SqlQuery::FENCE_STATUS, plan.name),
+                                 {.read_only = true}));
+    if (!ctx.dry_run() && fence.values().count("fenced") > 0 &&
+        fence.values().at("fenced") != "true") {
+      const auto& v = fence.values();
+      auto value = [&v](const char* key) {
+        auto it = v.find(key);
+        return it == v.end() ? std::string("?") : it->second;
+      };
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to promote the target: the source is not fenced any more "
+          "(default_transaction_read_only=", value("read_only"), ", fence block in ",
+          value("hba_file"), ": ", value("hba_block"), ", sessions of other roles: ",
+          value("other_sessions"), "), so it could still accept writes the target would never "
+          "see. Nothing was promoted. Run `pghaul cutover ", plan.name,
+          "` again (it fences again) or `pghaul abort ", plan.name, "`"));
+    }
+    if (!ctx.dry_run() && fence.values().count("fenced") == 0) {
+      return absl::InternalError("the source's FENCE_STATUS result has no 'fenced' value");
+    }
   }
   PGH_RETURN_IF_ERROR(
       ctx.Run(plan.target_agent, "promote", SqlTask(v1::SqlQuery::PROMOTE)).status());
@@ -469,8 +541,62 @@ absl::Status Cutover(PhaseContext& ctx) {
   return absl::OkStatus();
 }
 
+// The promoted target gets a stanza of its own in the same repository and its first full backup
+// there (it has archived into that stanza since promotion, see ArchiveIntoNewStanza). A
+// CHECKPOINT first: pgBackRest refuses a backup while pg_control still shows the old timeline.
 absl::Status Finish(PhaseContext& ctx) {
   const Plan& plan = ctx.plan();
+  v1::MigrationRecord record = ctx.record();
+  if (!record.target_promoted()) {
+    return absl::FailedPreconditionError(
+        "finish comes after the cutover: the target is not promoted yet (pghaul cutover " +
+        plan.name + ")");
+  }
+  if (record.info().new_stanza_backup_label().empty()) {
+    PGH_RETURN_IF_ERROR(Configure(ctx, plan.target_agent));
+    PGH_RETURN_IF_ERROR(
+        ctx.Run(plan.target_agent, "checkpoint", SqlTask(v1::SqlQuery::CHECKPOINT)).status());
+    auto on_new_stanza = [&plan]() {
+      v1::Task task = PgBackRestTask(plan);
+      task.mutable_pgbackrest()->set_new_stanza(true);
+      return task;
+    };
+    v1::Task create = on_new_stanza();
+    create.mutable_pgbackrest()->mutable_stanza_create();
+    PGH_RETURN_IF_ERROR(ctx.Run(plan.target_agent, "new-stanza-create", create).status());
+    v1::Task check = on_new_stanza();
+    check.mutable_pgbackrest()->mutable_check();
+    PGH_RETURN_IF_ERROR(ctx.Run(plan.target_agent, "new-stanza-check", check).status());
+    PGH_RETURN_IF_ERROR(ctx.Update(
+        [&](v1::MigrationRecord& r) { r.mutable_info()->set_new_stanza(plan.cutover.new_stanza); }));
+    ctx.Event("info", absl::StrCat("the target archives into stanza ", plan.cutover.new_stanza,
+                                   " and pgbackrest check passes; taking its first full backup"));
+    v1::Task backup = on_new_stanza();
+    v1::PgBackRestBackup* options = backup.mutable_pgbackrest()->mutable_backup();
+    options->set_type("full");
+    options->set_process_max(static_cast<uint32_t>(plan.backup.process_max));
+    options->set_compress_type(plan.backup.compress_type);
+    PGH_RETURN_IF_ERROR(
+        ctx.Run(plan.target_agent, "new-stanza-backup", backup, {.track_progress = true})
+            .status());
+    v1::Task info = on_new_stanza();
+    info.mutable_pgbackrest()->mutable_info();
+    PGH_ASSIGN_OR_RETURN(v1::TaskResult listed, ctx.Run(plan.target_agent, "new-stanza-info",
+                                                        info, {.read_only = true}));
+    if (!ctx.dry_run()) {
+      std::string label = LastBackupLabel(listed.info_json());
+      if (label.empty()) {
+        return absl::DataLossError(absl::StrCat(
+            "the target's first backup finished but `pgbackrest info` lists no backup in stanza ",
+            plan.cutover.new_stanza, "; see the target agent's log"));
+      }
+      PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
+        r.mutable_info()->set_new_stanza_backup_label(label);
+      }));
+      ctx.Event("info", absl::StrCat("the target's first full backup in stanza ",
+                                     plan.cutover.new_stanza, " is ", label));
+    }
+  }
   ctx.Event("info", absl::StrCat("migration complete: ", plan.target_agent,
                                  " is the primary; ", plan.source_agent, " is left ",
                                  plan.fence == FenceMethod::kStop ? "stopped" : "read-only",

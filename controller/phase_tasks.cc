@@ -35,6 +35,8 @@ absl::Status Configure(PhaseContext& ctx, const std::string& agent_id) {
   PGH_ASSIGN_OR_RETURN(v1::Secrets secrets, ctx.Secrets());
   v1::Task task;
   *task.mutable_configure_pgbackrest() = MakeConfigureTask(ctx.plan(), secrets);
+  // Only the target ever archives into the new stanza; the source's config does not name it.
+  if (agent_id != ctx.plan().target_agent) task.mutable_configure_pgbackrest()->clear_new_stanza();
   return ctx.Run(agent_id, agent_id == ctx.plan().source_agent ? "configure-source"
                                                                : "configure-target",
                  std::move(task))

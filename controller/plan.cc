@@ -509,8 +509,25 @@ void ReadWindow(ConfigReader& root, std::optional<WindowPlan>* out) {
   if (ok) *out = plan;
 }
 
-void ReadCutover(ConfigReader& root, CutoverPlan* out) {
+void ReadCutover(ConfigReader& root, const StringRule* stanza_rule, const std::string& stanza,
+                 CutoverPlan* out) {
   ConfigReader cutover = root.Section("cutover");
+  if (cutover.Has("new_stanza")) {
+    if (cutover.String("new_stanza", &out->new_stanza, kOptional, stanza_rule) &&
+        !stanza.empty() && out->new_stanza == stanza) {
+      cutover.AddError("new_stanza",
+                       absl::StrCat("names the migration's stanza (\"", stanza,
+                                    "\"): the promoted target must archive into a stanza of "
+                                    "its own, never the source's"));
+    }
+  } else if (!stanza.empty()) {
+    out->new_stanza = absl::StrCat(stanza, "-new");
+    if (!IsStanza(out->new_stanza)) {
+      cutover.AddError("new_stanza",
+                       absl::StrCat("is needed: the default, the stanza with \"-new\" appended (\"",
+                                    out->new_stanza, "\"), is longer than a stanza name may be"));
+    }
+  }
   std::string lag;
   if (cutover.String("max_lag", &lag) && cutover.Has("max_lag")) {
     absl::StatusOr<uint64_t> bytes = ParseByteSize(lag);
@@ -664,7 +681,7 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view yaml, absl::string_view source_
   root.OneOf("fence", &fence, {"read-only", "stop"});
   plan.fence = fence == "stop" ? FenceMethod::kStop : FenceMethod::kReadOnly;
   ReadWindow(root, &plan.window);
-  ReadCutover(root, &plan.cutover);
+  ReadCutover(root, stanza_rule, plan.stanza, &plan.cutover);
   std::string checks_problem = ReadChecks(root, *document, &plan.checks);
 
   absl::Status status = root.Finish();
@@ -799,6 +816,7 @@ v1::ConfigurePgBackRest MakeConfigureTask(const Plan& plan, const v1::Secrets& s
   v1::ConfigurePgBackRest task;
   task.set_migration_id(plan.name);
   task.set_stanza(plan.stanza);
+  task.set_new_stanza(plan.cutover.new_stanza);
   v1::RepositorySpec* repository = task.mutable_repository();
   switch (plan.repository.kind) {
     case RepositoryKind::kPosix:

@@ -95,6 +95,9 @@ struct CutoverPlan {
   uint64_t max_lag_bytes = 16 << 20;  // the target's replay lag below which the fence may begin
   absl::Duration max_downtime = absl::Seconds(30);  // abort (unfence) beyond this, before promote
   bool verify_checksums = true;
+  // The stanza the promoted target archives into and takes its first full backup in, in the
+  // same repository; never the source's stanza. Default: "<stanza>-new".
+  std::string new_stanza;
 };
 
 struct Plan {

@@ -1,5 +1,6 @@
 #include "controller/verify_report.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -56,7 +57,8 @@ bool IsSequence(absl::string_view key) { return absl::StrContains(key, "/sequenc
 std::string Rows(uint64_t n) { return absl::StrCat(n, n == 1 ? " row" : " rows"); }
 
 v1::TableComparison Compare(const std::string& key, const std::string& source,
-                            const std::string& target) {
+                            const std::string& target,
+                            const std::map<std::string, int64_t>& sequence_slack) {
   v1::TableComparison result;
   result.set_table(key);
   if (IsSequence(key)) {
@@ -84,6 +86,15 @@ v1::TableComparison Compare(const std::string& key, const std::string& source,
           source.empty()
               ? absl::StrCat("never called on the source, last value ", target, " on the target")
               : absl::StrCat("last value ", source, " on the source, never called on the target"));
+      return result;
+    }
+    auto slack = sequence_slack.find(key);
+    if (target_value >= source_value && slack != sequence_slack.end() &&
+        static_cast<long double>(target_value) - source_value > slack->second) {
+      result.set_status(kObjectMismatch);
+      result.set_detail(absl::StrCat("last value ", target_value, " on the target, ", source_value,
+                                     " on the source: further ahead than the ", slack->second,
+                                     " values PostgreSQL logs in advance"));
       return result;
     }
     if (target_value >= source_value) {
@@ -198,13 +209,16 @@ bool IsProblem(const v1::TableComparison& difference) {
 }  // namespace
 
 v1::VerifyReport CompareChecksums(const std::map<std::string, std::string>& source,
-                                  const std::map<std::string, std::string>& target) {
+                                  const std::map<std::string, std::string>& target,
+                                  const std::map<std::string, int64_t>& sequence_slack) {
   v1::VerifyReport report;
   std::set<std::string> keys;
   for (const auto& [key, value] : source) keys.insert(key);
   for (const auto& [key, value] : target) keys.insert(key);
   uint32_t matching = 0;
   bool passed = true;
+  uint32_t tables = 0;
+  uint64_t rows = 0;
   for (const std::string& key : keys) {
     auto s = source.find(key);
     auto t = target.find(key);
@@ -214,7 +228,17 @@ v1::VerifyReport CompareChecksums(const std::map<std::string, std::string>& sour
     } else if (s == source.end()) {
       comparison = Missing(key, t->second, /*on_target=*/false);
     } else {
-      comparison = Compare(key, s->second, t->second);
+      comparison = Compare(key, s->second, t->second, sequence_slack);
+    }
+    comparison.set_kind(IsSequence(key)                         ? "sequence value"
+                        : absl::EndsWith(key, "/large_objects") ? "large objects"
+                                                                : "rows");
+    if (comparison.kind() == "rows") {
+      ++tables;
+      if (s != source.end()) {
+        std::optional<TableValue> parsed = ParseTableValue(s->second);
+        if (parsed) rows += parsed->rows;
+      }
     }
     if (comparison.status() == kObjectMatch) {
       ++matching;
@@ -226,7 +250,57 @@ v1::VerifyReport CompareChecksums(const std::map<std::string, std::string>& sour
   report.set_objects_compared(static_cast<uint32_t>(keys.size()));
   report.set_objects_matching(matching);
   report.set_passed(passed);
+  report.set_tables_compared(tables);
+  report.set_rows_compared(rows);
   return report;
+}
+
+void AddSchemaDifferences(const std::vector<v1::TableComparison>& differences, uint32_t compared,
+                          v1::VerifyReport* report) {
+  google::protobuf::RepeatedPtrField<v1::TableComparison> data;
+  data.Swap(report->mutable_differences());
+  for (const v1::TableComparison& d : differences) *report->add_differences() = d;
+  for (v1::TableComparison& d : data) *report->add_differences() = std::move(d);
+  report->set_objects_compared(report->objects_compared() + compared);
+  report->set_schema_objects_compared(report->schema_objects_compared() + compared);
+  report->set_objects_matching(report->objects_matching() + compared -
+                               static_cast<uint32_t>(differences.size()));
+  for (const v1::TableComparison& d : differences) {
+    if (IsProblem(d)) report->set_passed(false);
+  }
+}
+
+std::string DescribeLocatedRows(const v1::TableComparison& difference, size_t max) {
+  std::vector<std::string> named;
+  for (int i = 0; i < difference.rows_size() && named.size() < max; ++i) {
+    const v1::RowDifference& row = difference.rows(i);
+    std::string change = row.change();
+    if (change == kObjectMissingOnTarget) change = "missing on target";
+    if (change == kObjectMissingOnSource) change = "missing on source";
+    named.push_back(absl::StrCat(row.key(), " (", change, ")"));
+  }
+  std::string text = absl::StrJoin(named, ", ");
+  const uint64_t total = std::max<uint64_t>(difference.rows_differing(), difference.rows_size());
+  if (total > named.size()) absl::StrAppend(&text, " and ", total - named.size(), " more");
+  return text;
+}
+
+std::string DescribeDifference(const v1::TableComparison& d) {
+  const std::string& kind = d.kind();
+  const bool data =
+      kind.empty() || kind == "rows" || kind == "large objects" || kind == "sequence value";
+  std::string subject = data ? d.table() : absl::StrCat(kind, " ", d.table());
+  if (d.status() == kObjectMissingOnTarget) return absl::StrCat(subject, " missing on target");
+  if (d.status() == kObjectMissingOnSource) return absl::StrCat(subject, " missing on source");
+  std::string text = absl::StrCat(subject, ": ");
+  if (d.status() != kObjectMismatch) absl::StrAppend(&text, d.status(), ": ");
+  absl::StrAppend(&text, d.detail());
+  if (d.rows_size() > 0) {
+    absl::StrAppend(&text, "; rows differ at ", DescribeLocatedRows(d, kNamedDifferences));
+  } else if (!d.locate().empty() && d.locate() != "located") {
+    absl::StrAppend(&text, " (", d.locate(), ")");
+  }
+  return text;
 }
 
 v1::CheckResult CompareApplicationCheck(const std::string& name, const v1::TaskResult& source,
@@ -297,15 +371,14 @@ std::string SummarizeVerify(const v1::VerifyReport& report) {
   } else {
     std::vector<std::string> named;
     for (size_t i = 0; i < problems.size() && i < kNamedDifferences; ++i) {
-      const v1::TableComparison& p = *problems[i];
-      named.push_back(absl::StrCat(p.table(), " (", p.status(), p.detail().empty() ? "" : ": ",
-                                   p.detail(), ")"));
+      named.push_back(DescribeDifference(*problems[i]));
     }
     std::string part =
         absl::StrCat(problems.size(), " of ", objects(report.objects_compared()),
-                     problems.size() == 1 ? " differs: " : " differ: ", absl::StrJoin(named, ", "));
+                     problems.size() == 1 ? " differs: " : " differ: ", absl::StrJoin(named, "; "));
     if (problems.size() > kNamedDifferences) {
-      absl::StrAppend(&part, " and ", problems.size() - kNamedDifferences, " more");
+      const size_t more = problems.size() - kNamedDifferences;
+      absl::StrAppend(&part, "; and ", more, more == 1 ? " more object" : " more objects");
     }
     parts.push_back(part);
   }

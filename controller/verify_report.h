@@ -3,8 +3,10 @@
 // are in docs/preflight.md ("VERIFY RULES").
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "pghaul/v1/agent_link.pb.h"
 #include "pghaul/v1/migrations.pb.h"
@@ -24,8 +26,29 @@ inline constexpr char kObjectExpectedEmpty[] = "expected-empty";
 // matches, differences lists every other one (expected-empty included) in key order, and passed
 // is true when nothing is a mismatch or missing. Application checks and finished_at are left for
 // the caller (see AddApplicationCheck).
+//
+// Each comparison's kind is "rows", "large objects" or "sequence value". A sequence may be ahead
+// on the target (a copy replays values PostgreSQL logged in advance): by at most
+// `sequence_slack[key]` when the key is there (SequenceSlack in schema_compare.h), by any amount
+// otherwise; behind is a mismatch.
 v1::VerifyReport CompareChecksums(const std::map<std::string, std::string>& source,
-                                  const std::map<std::string, std::string>& target);
+                                  const std::map<std::string, std::string>& target,
+                                  const std::map<std::string, int64_t>& sequence_slack = {});
+
+// Adds the schema comparison (CompareSchema in schema_compare.h) to `report`: the differences go
+// first (schema before data), `compared` objects are counted into objects_compared and
+// schema_objects_compared, the matching ones into objects_matching; any difference fails it.
+void AddSchemaDifferences(const std::vector<v1::TableComparison>& differences, uint32_t compared,
+                          v1::VerifyReport* report);
+
+// One difference for people: "index app/public.orders_pkey missing on target", "column
+// app/public.orders.note: type: text vs character varying(10)", "app/public.orders: 3 rows on
+// the source, 2 on the target; rows differ at id=42 (changed)".
+std::string DescribeDifference(const v1::TableComparison& difference);
+
+// "id=42 (changed), id=77 (missing on target)" for at most `max` located rows, then "and N
+// more" when more differ.
+std::string DescribeLocatedRows(const v1::TableComparison& difference, size_t max);
 
 // The result of one application check (ApplicationCheck task) run on both sides. source/target
 // show "rows=<n> digest=<md5> first=<value>" or the task's failure; pass when both SUCCEEDED
@@ -37,8 +60,9 @@ v1::CheckResult CompareApplicationCheck(const std::string& name, const v1::TaskR
 void AddApplicationCheck(const v1::CheckResult& check, v1::VerifyReport* report);
 
 // One line for people: "412 objects match, 1 expected-empty; 2 application checks pass", or on
-// failure "verify failed: 2 of 415 objects differ: db/public.a (mismatch: ...), ...; 1 of 2
-// application checks fail: totals" (at most 5 objects named, then "and N more").
+// failure "verify failed: 2 of 415 objects differ: index app/public.a_pkey missing on target,
+// ...; 1 of 2 application checks fail: totals" (at most 5 objects named, each as
+// DescribeDifference, then "and N more").
 std::string SummarizeVerify(const v1::VerifyReport& report);
 
 }  // namespace pghaul::controller

@@ -342,7 +342,7 @@ class MigrationsCliTest : public ::testing::Test {
 
   // Runs the whole CLI, as `pghaul --controller <server> args...`.
   int Run(std::vector<std::string> args, std::string address = "") {
-    std::vector<std::string> argv = {"pghaul", "--controller",
+    std::vector<std::string> argv = {"pghaul", "--insecure", "--controller",
                                      address.empty() ? server_.address() : address};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<const char*> pointers;
@@ -568,6 +568,11 @@ TEST(MigrationStatusFormatTest, ShowsPhasesChecksVerifyBackupDowntimeAndEvents) 
   m.set_backup_label("20231114-221320F");
   m.set_backup_bytes(uint64_t{3} << 30);
   m.set_downtime_seconds(1.42);
+  m.mutable_cutover_compare()->set_passed(true);
+  m.mutable_cutover_compare()->set_objects_compared(40);
+  m.mutable_cutover_compare()->set_objects_matching(40);
+  m.set_new_stanza("main-new");
+  m.set_new_stanza_backup_label("20231115-010000F");
   m.set_current_task_id("m1-backup-1");
   m.mutable_progress()->set_percent(45);
   m.mutable_progress()->set_bytes_total(uint64_t{4} << 30);
@@ -619,6 +624,8 @@ TEST(MigrationStatusFormatTest, ShowsPhasesChecksVerifyBackupDowntimeAndEvents) 
             "  Repository:       posix /repo\n"
             "  Backup:           20231114-221320F, 3.0 GiB\n"
             "  Downtime:         1.4s\n"
+            "  Cutover compare:  passed (40 of 40 objects match, at the final LSN)\n"
+            "  Target's stanza:  main-new, first full backup 20231115-010000F\n"
             "  Current task:     m1-backup-1 (`pghaul task show m1-backup-1`)\n"
             "  Progress:         45%  0 B / 4.0 GiB  120 MiB/s  ETA 1m20s\n"
             "  Created:          2023-11-14 22:13:20 +01 (1h ago)\n"

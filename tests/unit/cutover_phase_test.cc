@@ -25,6 +25,17 @@ using ::testing::Not;
 
 constexpr uint64_t kMiB = 1 << 20;
 
+google::protobuf::Map<std::string, std::string> FencedStatus() {
+  google::protobuf::Map<std::string, std::string> values;
+  values["read_only"] = "on";
+  values["hba_block"] = "true";
+  values["hba_file"] = "/etc/postgresql/15/main/pg_hba.conf";
+  values["other_sessions"] = "0";
+  values["agent_role_sessions"] = "0";
+  values["fenced"] = "true";
+  return values;
+}
+
 class ScriptedContext : public PhaseContext {
  public:
   ScriptedContext() {
@@ -69,11 +80,19 @@ class ScriptedContext : public PhaseContext {
           values["last_archived_wal"] = "000000010000000000000009";
           values["last_archived_time"] = "2026-11-26 22:00:01.5+00";
           break;
+        case v1::SqlQuery::FENCE_STATUS:
+          values = fence_status_;
+          break;
+        case v1::SqlQuery::ENABLE_ARCHIVING:
+          values["restart_needed"] = "true";  // a restore leaves archive_mode = off
+          break;
+        case v1::SqlQuery::TABLE_CHECKSUMS:
+          values["app/public.t"] = agent_id == plan_.source_agent ? source_sum_ : target_sum_;
+          break;
         default:
           break;
       }
     }
-    (void)agent_id;
     return result;
   }
   std::vector<absl::StatusOr<v1::TaskResult>> RunAll(std::vector<Parallel> tasks) override {
@@ -101,6 +120,9 @@ class ScriptedContext : public PhaseContext {
   std::string final_lsn_ = "0/9000100";
   std::string final_replay_lsn_ = "0/9000100";
   std::string replay_timestamp_ = "";
+  google::protobuf::Map<std::string, std::string> fence_status_ = FencedStatus();
+  std::string source_sum_ = "rows=3 md5=0123456789abcdef0123456789abcdef persistence=p kind=r";
+  std::string target_sum_ = source_sum_;
   std::map<std::string, absl::Duration> step_cost_;
   std::vector<std::string> steps_;
   std::map<std::string, v1::Task> tasks_;
@@ -217,6 +239,165 @@ TEST(CutoverPhaseTest, ReplayThatMissesTheBudgetLiftsTheFenceWithThePlansNumbers
   EXPECT_TRUE(ctx.Ran("unfence"));
   EXPECT_THAT(ctx.steps_, Not(Contains("promote")));
   EXPECT_EQ(ctx.record_.info().lag().lag_bytes(), 0x100u);
+}
+
+TEST(CutoverPhaseTest, PromotesOnlyAfterTheExactCompareAndTheFenceCheckInThatOrder) {
+  ScriptedContext ctx;
+  ASSERT_TRUE(RunPhase("cutover", ctx).ok());
+  auto at = [&ctx](absl::string_view step) {
+    return std::find(ctx.steps_.begin(), ctx.steps_.end(), step) - ctx.steps_.begin();
+  };
+  ASSERT_TRUE(ctx.Ran("exact-checksums-source"));
+  ASSERT_TRUE(ctx.Ran("exact-checksums-target"));
+  ASSERT_TRUE(ctx.Ran("confirm-fence"));
+  EXPECT_LT(at("final-replay"), at("exact-checksums-source"));
+  EXPECT_LT(at("exact-checksums-target"), at("confirm-fence"));
+  EXPECT_LT(at("confirm-fence"), at("promote"));
+  EXPECT_EQ(ctx.tasks_["confirm-fence"].sql().migration_id(), "m1");
+  EXPECT_TRUE(ctx.record_.info().cutover_compare().passed());
+  EXPECT_EQ(ctx.record_.info().cutover_compare().objects_compared(), 1u);
+}
+
+TEST(CutoverPhaseTest, RefusesToPromoteWhileTheSourceIsWritableAndSaysWhy) {
+  ScriptedContext ctx;
+  ctx.fence_status_["read_only"] = "off";  // someone lifted the fence by hand
+  ctx.fence_status_["hba_block"] = "false";
+  ctx.fence_status_["fenced"] = "false";
+  absl::Status status = RunPhase("cutover", ctx);
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("refusing to promote"));
+  EXPECT_THAT(status.message(), HasSubstr("default_transaction_read_only=off"));
+  EXPECT_THAT(status.message(), HasSubstr("pg_hba.conf: false"));
+  EXPECT_FALSE(ctx.Ran("promote"));
+  EXPECT_FALSE(ctx.record_.target_promoted());
+}
+
+TEST(CutoverPhaseTest, RefusesToPromoteWhenAnotherRolesSessionGotIn) {
+  ScriptedContext ctx;
+  ctx.fence_status_["other_sessions"] = "1";
+  ctx.fence_status_["fenced"] = "false";
+  absl::Status status = RunPhase("cutover", ctx);
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("sessions of other roles: 1"));
+  EXPECT_FALSE(ctx.Ran("promote"));
+}
+
+TEST(CutoverPhaseTest, DataThatDiffersAtTheSameLsnLiftsTheFenceAndNeverPromotes) {
+  ScriptedContext ctx;
+  ctx.target_sum_ = "rows=2 md5=fedcba9876543210fedcba9876543210 persistence=p kind=r";
+  absl::Status status = RunPhase("cutover", ctx);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;  // lift_fence's "gave up" error
+  EXPECT_THAT(status.message(), HasSubstr("does not hold exactly the source's data"));
+  EXPECT_THAT(status.message(), HasSubstr("app/public.t"));
+  EXPECT_TRUE(ctx.Ran("unfence"));
+  EXPECT_FALSE(ctx.Ran("promote"));
+  EXPECT_FALSE(ctx.record_.source_fenced());
+  EXPECT_FALSE(ctx.record_.info().cutover_compare().passed());
+}
+
+TEST(CutoverPhaseTest, VerifyChecksumsFalseSkipsTheCompareButNotTheFenceCheck) {
+  ScriptedContext ctx;
+  ctx.plan_.cutover.verify_checksums = false;
+  ctx.target_sum_ = "rows=2 md5=fedcba9876543210fedcba9876543210 persistence=p kind=r";
+  ASSERT_TRUE(RunPhase("cutover", ctx).ok());
+  EXPECT_FALSE(ctx.Ran("exact-checksums-source"));
+  EXPECT_TRUE(ctx.Ran("confirm-fence"));
+  EXPECT_TRUE(ctx.record_.target_promoted());
+}
+
+TEST(CutoverPhaseTest, StopFenceStopsTheSourceInsteadOfCheckingTheFence) {
+  ScriptedContext ctx;
+  ctx.plan_.fence = FenceMethod::kStop;
+  ASSERT_TRUE(RunPhase("cutover", ctx).ok());
+  EXPECT_TRUE(ctx.Ran("stop-source"));
+  EXPECT_FALSE(ctx.Ran("confirm-fence"));
+}
+
+// A context whose pgBackRest info lists one backup in the new stanza.
+class FinishContext : public ScriptedContext {
+ public:
+  absl::StatusOr<v1::TaskResult> Run(const std::string& agent_id, absl::string_view step,
+                                     v1::Task task, StepOptions options) override {
+    absl::StatusOr<v1::TaskResult> result =
+        ScriptedContext::Run(agent_id, step, task, options);
+    if (result.ok() && task.has_pgbackrest() && task.pgbackrest().has_info()) {
+      result->set_info_json(info_json_);
+    }
+    return result;
+  }
+  std::string info_json_ =
+      R"([{"name":"main-new","backup":[{"label":"20261127-031500F","info":{"size":1024}}]}])";
+};
+
+TEST(CutoverPhaseTest, FinishGivesThePromotedTargetItsOwnStanzaAndFirstFullBackup) {
+  FinishContext ctx;
+  ctx.plan_.stanza = "main";
+  ctx.plan_.cutover.new_stanza = "main-new";
+  ctx.record_.set_target_promoted(true);
+  absl::Status status = RunPhase("finish", ctx);
+  ASSERT_TRUE(status.ok()) << status;
+  std::vector<std::string> expected = {"configure-target",  "checkpoint",
+                                       "new-stanza-create", "new-stanza-check",
+                                       "new-stanza-backup", "new-stanza-info"};
+  EXPECT_EQ(ctx.steps_, expected);
+  for (const char* step : {"new-stanza-create", "new-stanza-check", "new-stanza-backup"}) {
+    EXPECT_TRUE(ctx.tasks_[step].pgbackrest().new_stanza()) << step;
+  }
+  EXPECT_EQ(ctx.tasks_["new-stanza-backup"].pgbackrest().backup().type(), "full");
+  EXPECT_EQ(ctx.tasks_["configure-target"].configure_pgbackrest().new_stanza(), "main-new");
+  EXPECT_EQ(ctx.record_.info().new_stanza(), "main-new");
+  EXPECT_EQ(ctx.record_.info().new_stanza_backup_label(), "20261127-031500F");
+
+  // Run again (say after a controller restart): the backup is not taken twice.
+  ctx.steps_.clear();
+  ASSERT_TRUE(RunPhase("finish", ctx).ok());
+  EXPECT_FALSE(ctx.Ran("new-stanza-backup"));
+}
+
+TEST(CutoverPhaseTest, FinishBeforePromotionIsRefused) {
+  FinishContext ctx;
+  absl::Status status = RunPhase("finish", ctx);
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("not promoted"));
+  EXPECT_TRUE(ctx.steps_.empty());
+}
+
+TEST(CutoverPhaseTest, FinishWithoutABackupListedIsDataLoss) {
+  FinishContext ctx;
+  ctx.record_.set_target_promoted(true);
+  ctx.info_json_ = R"([{"name":"main-new","backup":[]}])";
+  absl::Status status = RunPhase("finish", ctx);
+  EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+  EXPECT_TRUE(ctx.record_.info().new_stanza_backup_label().empty());
+}
+
+TEST(CutoverPhaseTest, StandbyRestorePointsTheTargetsArchivingAtTheNewStanzaAndRestartsIt) {
+  ScriptedContext ctx;
+  ctx.plan_.cutover.new_stanza = "main-new";
+  absl::Status status = RunPhase("restore", ctx);
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_TRUE(ctx.Ran("target-archiving"));
+  const v1::SqlQuery& enable = ctx.tasks_["target-archiving"].sql();
+  EXPECT_EQ(enable.query(), v1::SqlQuery::ENABLE_ARCHIVING);
+  EXPECT_TRUE(enable.new_stanza());
+  EXPECT_EQ(enable.migration_id(), "m1");
+  EXPECT_TRUE(ctx.Ran("restart-standby"));
+  EXPECT_EQ(ctx.tasks_["restart-standby"].service().action(), v1::ServiceAction::RESTART);
+  EXPECT_THAT(ctx.events_, Contains(HasSubstr("archives into stanza main-new")));
+
+  // A rehearsal copy archives nowhere.
+  ScriptedContext rehearsal;
+  rehearsal.record_.mutable_info()->set_restore_mode("rehearsal");
+  (void)RunPhase("restore", rehearsal);
+  EXPECT_FALSE(rehearsal.Ran("target-archiving"));
+}
+
+TEST(CutoverPhaseTest, SourceConfigNeverNamesTheNewStanza) {
+  ScriptedContext ctx;
+  ctx.plan_.cutover.new_stanza = "main-new";
+  ASSERT_TRUE(RunPhase("cutover", ctx).ok());
+  EXPECT_TRUE(ctx.tasks_["configure-source"].configure_pgbackrest().new_stanza().empty());
+  EXPECT_EQ(ctx.tasks_["configure-target"].configure_pgbackrest().new_stanza(), "main-new");
 }
 
 }  // namespace

@@ -185,6 +185,12 @@ class FakeAgent : public AgentSession {
         case v1::SqlQuery::TABLE_CHECKSUMS:
           for (const auto& [k, v] : checksums) values[k] = v;
           break;
+        case v1::SqlQuery::FENCE_STATUS:
+          values["read_only"] = "on";
+          values["hba_block"] = "true";
+          values["other_sessions"] = "0";
+          values["fenced"] = "true";
+          break;
         default:
           break;
       }

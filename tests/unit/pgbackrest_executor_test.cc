@@ -814,6 +814,57 @@ TEST_F(PgBackRestExecutorTest, PgBackRestIsGivenTheIncludePathNextToTheConfig) {
                                   " --stanza=s1 backup --type=full")));
 }
 
+TEST_F(PgBackRestExecutorTest, NewStanzaCommandsRunAgainstTheConfiguredNewStanzaOnly) {
+  FakePgBackRest("echo \"args: $*\"\n");
+  // Configured without a new stanza (as the source is): refused before anything runs.
+  v1::Task task;
+  task.mutable_pgbackrest()->set_migration_id("m1");
+  task.mutable_pgbackrest()->set_new_stanza(true);
+  task.mutable_pgbackrest()->mutable_check();
+  absl::StatusOr<std::unique_ptr<TaskExecutor>> refused =
+      MakePgBackRestExecutor(env_, task, &store_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("without a new stanza"));
+
+  v1::Task configure;
+  v1::ConfigurePgBackRest* config = configure.mutable_configure_pgbackrest();
+  config->set_migration_id("m1");
+  config->set_stanza("s1");
+  config->set_new_stanza("s1-new");
+  config->mutable_repository()->mutable_posix()->set_path(dir_ + "/repo");
+  RecordingContext configured;
+  absl::StatusOr<std::unique_ptr<TaskExecutor>> executor =
+      MakeConfigureExecutor(env_, configure, &store_);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  ASSERT_EQ((*executor)->Run(configured).state(), v1::TaskResult::SUCCEEDED);
+  EXPECT_THAT(ReadFile(ConfigPath(env_, "m1")).value_or(""), HasSubstr("\n[s1-new]\npg1-path="));
+
+  RecordingContext context;
+  v1::TaskResult result = RunCommand(
+      [](auto& c) {
+        c.set_new_stanza(true);
+        c.mutable_check();
+      },
+      context);
+  ASSERT_EQ(result.state(), v1::TaskResult::SUCCEEDED) << result.message();
+  EXPECT_THAT(context.logs(), ::testing::Contains(HasSubstr(" --stanza=s1-new check")));
+}
+
+TEST_F(PgBackRestExecutorTest, NewStanzaEqualToTheStanzaIsRefused) {
+  v1::Task configure;
+  v1::ConfigurePgBackRest* config = configure.mutable_configure_pgbackrest();
+  config->set_migration_id("m3");
+  config->set_stanza("s1");
+  config->set_new_stanza("s1");
+  config->mutable_repository()->mutable_posix()->set_path(dir_ + "/repo");
+  absl::StatusOr<std::unique_ptr<TaskExecutor>> executor =
+      MakeConfigureExecutor(env_, configure, &store_);
+  ASSERT_FALSE(executor.ok());
+  EXPECT_THAT(std::string(executor.status().message()), HasSubstr("must differ"));
+  EXPECT_FALSE(store_.Get("m3").has_value());
+}
+
 TEST_F(PgBackRestExecutorTest, ConfigureNamesTheSecretsFileButNeverItsContents) {
   v1::Task configure;
   v1::ConfigurePgBackRest* task = configure.mutable_configure_pgbackrest();

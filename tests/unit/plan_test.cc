@@ -218,6 +218,27 @@ TEST(PlanTest, MinimalPlanTakesTheDocumentedDefaults) {
   EXPECT_TRUE(plan->checks.empty());
 }
 
+TEST(PlanTest, NewStanzaDefaultsToTheStanzaWithNewAppendedAndReachesTheTarget) {
+  absl::StatusOr<Plan> plan = ParsePlan(kMinimal, "plan.yaml");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->cutover.new_stanza, plan->stanza + "-new");
+  EXPECT_EQ(MakeConfigureTask(*plan, v1::Secrets()).new_stanza(), plan->stanza + "-new");
+
+  absl::StatusOr<Plan> named =
+      ParsePlan(absl::StrCat(kMinimal, "cutover: {new_stanza: after-move}\n"), "plan.yaml");
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ(named->cutover.new_stanza, "after-move");
+}
+
+TEST(PlanTest, NewStanzaThatIsTheSourcesStanzaOrNoStanzaIsRefused) {
+  absl::StatusOr<Plan> plan = ParsePlan(kMinimal, "plan.yaml");
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(ErrorOf(absl::StrCat(kMinimal, "cutover: {new_stanza: ", plan->stanza, "}\n")),
+              HasSubstr("key 'cutover.new_stanza': names the migration's stanza"));
+  EXPECT_THAT(ErrorOf(absl::StrCat(kMinimal, "cutover: {new_stanza: 'a b'}\n")),
+              HasSubstr("cutover.new_stanza"));
+}
+
 TEST(PlanTest, S3DefaultsToPort443HostStyleAndVerifiedTls) {
   absl::StatusOr<Plan> plan = ParsePlan(WithRepository(kS3Repository), "plan.yaml");
   ASSERT_TRUE(plan.ok()) << plan.status();

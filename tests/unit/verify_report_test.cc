@@ -296,11 +296,11 @@ TEST(SummarizeVerifyTest, NamesAtMostFiveDifferencesThenCounts) {
   target["db/public.sessions"] = Table(0, kMd5B, "u");
   v1::VerifyReport report = CompareChecksums(source, target);
   std::string summary = SummarizeVerify(report);
-  EXPECT_THAT(summary, StartsWith("verify failed: 7 of 9 objects differ: db/public.t0 (mismatch: "
-                                  "same row count (10), different content), db/public.t1"));
-  EXPECT_THAT(summary, HasSubstr("db/public.t4 (mismatch"));
+  EXPECT_THAT(summary, StartsWith("verify failed: 7 of 9 objects differ: db/public.t0: "
+                                  "same row count (10), different content; db/public.t1"));
+  EXPECT_THAT(summary, HasSubstr("db/public.t4: same row count"));
   EXPECT_THAT(summary, Not(HasSubstr("db/public.t5")));
-  EXPECT_THAT(summary, HasSubstr(" and 2 more"));
+  EXPECT_THAT(summary, HasSubstr("; and 2 more objects"));
   EXPECT_THAT(summary, Not(HasSubstr("sessions")));  // expected-empty is not a difference
 }
 
@@ -332,8 +332,85 @@ TEST(SummarizeVerifyTest, SingularsReadNaturally) {
   EXPECT_EQ(SummarizeVerify(report), "1 object matches; 1 application check passes");
   report = CompareChecksums({{"db/public.t", Table(1, kMd5A)}}, {});
   EXPECT_EQ(SummarizeVerify(report),
-            "verify failed: 1 of 1 object differs: db/public.t (missing-on-target: on the "
-            "source only)");
+            "verify failed: 1 of 1 object differs: db/public.t missing on target");
+}
+
+TEST(CompareChecksumsTest, EveryObjectHasAKindAndTablesAndRowsAreCounted) {
+  v1::VerifyReport report = CompareChecksums(Identical(), Identical());
+  EXPECT_EQ(report.tables_compared(), 4u);
+  EXPECT_EQ(report.rows_compared(), 1032u);
+  Values target = Identical();
+  target["shop/public.orders"] = Table(999, kMd5B);
+  target["shop/large_objects"] = absl::StrCat("rows=1 md5=", kMd5A);
+  target["shop/sequence:public.orders_id_seq"] = "1";
+  report = CompareChecksums(Identical(), target);
+  EXPECT_EQ(Find(report, "shop/public.orders")->kind(), "rows");
+  EXPECT_EQ(Find(report, "shop/large_objects")->kind(), "large objects");
+  EXPECT_EQ(Find(report, "shop/sequence:public.orders_id_seq")->kind(), "sequence value");
+}
+
+TEST(CompareChecksumsTest, SequenceFurtherAheadThanPostgresLogsIsAMismatchWhenTheSlackIsKnown) {
+  const std::map<std::string, int64_t> slack = {{"shop/sequence:public.orders_id_seq", 33}};
+  Values target = Identical();
+  target["shop/sequence:public.orders_id_seq"] = "1033";
+  EXPECT_TRUE(CompareChecksums(Identical(), target, slack).passed());
+  target["shop/sequence:public.orders_id_seq"] = "5000";
+  v1::VerifyReport report = CompareChecksums(Identical(), target, slack);
+  EXPECT_FALSE(report.passed());
+  EXPECT_THAT(Find(report, "shop/sequence:public.orders_id_seq")->detail(),
+              HasSubstr("further ahead than the 33 values"));
+  // Without the slack (an older agent's catalogue), any value ahead passes as before.
+  EXPECT_TRUE(CompareChecksums(Identical(), target).passed());
+}
+
+TEST(AddSchemaDifferencesTest, SchemaDifferencesComeFirstAndFailTheReport) {
+  v1::VerifyReport report = CompareChecksums(Identical(), Identical());
+  v1::TableComparison index;
+  index.set_table("shop/public.orders_pkey");
+  index.set_kind("index");
+  index.set_status(kObjectMissingOnTarget);
+  AddSchemaDifferences({index}, 40, &report);
+  EXPECT_FALSE(report.passed());
+  EXPECT_EQ(report.objects_compared(), 47u);
+  EXPECT_EQ(report.schema_objects_compared(), 40u);
+  EXPECT_EQ(report.objects_matching(), 46u);
+  ASSERT_EQ(report.differences_size(), 1);
+  EXPECT_EQ(SummarizeVerify(report),
+            "verify failed: 1 of 47 objects differs: index shop/public.orders_pkey missing on "
+            "target");
+}
+
+TEST(DescribeDifferenceTest, NamesKindObjectAndLocatedRows) {
+  v1::TableComparison column;
+  column.set_table("app/public.orders.note");
+  column.set_kind("column");
+  column.set_status(kObjectMismatch);
+  column.set_detail("type: text vs character varying(10)");
+  EXPECT_EQ(DescribeDifference(column),
+            "column app/public.orders.note: type: text vs character varying(10)");
+
+  v1::TableComparison rows;
+  rows.set_table("app/public.orders");
+  rows.set_kind("rows");
+  rows.set_status(kObjectMismatch);
+  rows.set_detail("3 rows on the source, 2 on the target");
+  v1::RowDifference* changed = rows.add_rows();
+  changed->set_key("id=42");
+  changed->set_change("changed");
+  v1::RowDifference* missing = rows.add_rows();
+  missing->set_key("id=77");
+  missing->set_change(kObjectMissingOnTarget);
+  rows.set_rows_differing(9);
+  rows.set_locate("located");
+  EXPECT_EQ(DescribeDifference(rows),
+            "app/public.orders: 3 rows on the source, 2 on the target; rows differ at id=42 "
+            "(changed), id=77 (missing on target) and 7 more");
+
+  v1::TableComparison keyless = rows;
+  keyless.clear_rows();
+  keyless.set_rows_differing(0);
+  keyless.set_locate("no primary key: cannot locate rows");
+  EXPECT_THAT(DescribeDifference(keyless), HasSubstr("(no primary key: cannot locate rows)"));
 }
 
 }  // namespace
