@@ -123,6 +123,7 @@ struct ConfiguredMigration {
   std::string stanza;
   v1::Secrets secrets;
   std::string new_stanza;  // "" when none (ConfigurePgBackRest.new_stanza)
+  std::string posix_repo_path;  // the posix repository's path; "" for other kinds
 };
 
 // Migration id -> its stanza and secrets, in memory (an agent restart forgets them and the

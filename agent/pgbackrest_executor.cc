@@ -1,7 +1,9 @@
 #include "agent/pgbackrest_executor.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <thread>
@@ -48,7 +50,10 @@ class ConfigureExecutor : public TaskExecutor {
       return result;
     }
     secrets_->Put(task_.migration_id(),
-                  ConfiguredMigration{task_.stanza(), task_.secrets(), task_.new_stanza()});
+                  ConfiguredMigration{task_.stanza(), task_.secrets(), task_.new_stanza(),
+                                      task_.repository().has_posix()
+                                          ? task_.repository().posix().path()
+                                          : std::string()});
     // Names the file, never what it holds.
     const std::string secrets_path = SecretsConfigPath(env_, task_.migration_id());
     const bool has_secrets = !task_.secrets().s3_key().empty() ||
@@ -111,13 +116,14 @@ std::optional<std::string> BackupLabel(absl::string_view line) {
 class CommandExecutor : public TaskExecutor {
  public:
   CommandExecutor(PgBackRestEnvironment env, v1::PgBackRestCommand command, std::string stanza,
-                  v1::Secrets secrets, std::vector<std::string> argv, absl::Duration timeout,
-                  Clock* clock)
+                  v1::Secrets secrets, std::string posix_repo_path, std::vector<std::string> argv,
+                  absl::Duration timeout, Clock* clock)
       : env_(std::move(env)),
         command_(std::move(command)),
         name_(PgBackRestCommandName(command_)),
         stanza_(std::move(stanza)),
         secrets_(std::move(secrets)),
+        posix_repo_path_(std::move(posix_repo_path)),
         argv_(std::move(argv)),
         timeout_(timeout),
         clock_(clock) {}
@@ -357,6 +363,18 @@ class CommandExecutor : public TaskExecutor {
     }
     result.set_repository_status_code(info->status_code);
     auto& values = *result.mutable_values();
+    if (!posix_repo_path_.empty()) {
+      // info only reads: a repository this user may read but not write passes it, and then
+      // stanza-create or archive-push fails after the source was changed. What it would write
+      // is the path itself, or, when it does not exist yet, its nearest existing parent.
+      std::string probe = posix_repo_path_;
+      struct stat st;
+      while (probe.size() > 1 && stat(probe.c_str(), &st) != 0) {
+        probe = probe.substr(0, std::max<size_t>(1, probe.rfind('/')));
+      }
+      values["repository_write_path"] = probe;
+      values["repository_writable"] = access(probe.c_str(), W_OK | X_OK) == 0 ? "true" : "false";
+    }
     values["valid_backups"] = absl::StrCat(info->ValidBackupCount());
     if (const BackupSetInfo* latest = info->LatestValidBackup()) {
       values["latest_backup"] = latest->label;
@@ -381,6 +399,7 @@ class CommandExecutor : public TaskExecutor {
   const std::string name_;
   const std::string stanza_;
   const v1::Secrets secrets_;
+  const std::string posix_repo_path_;  // "" unless the repository is a posix path
   const std::vector<std::string> argv_;
   const absl::Duration timeout_;
   Clock* const clock_;
@@ -408,6 +427,7 @@ absl::StatusOr<std::unique_ptr<TaskExecutor>> MakePgBackRestExecutor(
   const v1::PgBackRestCommand& command = task.pgbackrest();
   PGH_RETURN_IF_ERROR(Annotate(ValidateEnvironment(env), "agent configuration"));
   std::string stanza;
+  std::string posix_repo_path;
   v1::Secrets migration_secrets;
   if (!command.has_version() && command.command_case() != v1::PgBackRestCommand::COMMAND_NOT_SET) {
     PGH_RETURN_IF_ERROR(ValidateMigrationId(command.migration_id()));
@@ -429,12 +449,14 @@ absl::StatusOr<std::unique_ptr<TaskExecutor>> MakePgBackRestExecutor(
       stanza = configured->new_stanza;
     }
     migration_secrets = configured->secrets;
+    posix_repo_path = configured->posix_repo_path;
   }
   PGH_ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildPgBackRestArgv(env, command, stanza));
   absl::Duration timeout = task.timeout_seconds() == 0 ? absl::InfiniteDuration()
                                                        : absl::Seconds(task.timeout_seconds());
   return std::make_unique<CommandExecutor>(env, command, std::move(stanza),
-                                           std::move(migration_secrets), std::move(argv), timeout,
+                                           std::move(migration_secrets), std::move(posix_repo_path),
+                                           std::move(argv), timeout,
                                            clock);
 }
 

@@ -70,6 +70,16 @@ absl::Status Preflight(PhaseContext& ctx) {
   if (gathered[1].ok()) input.target = gathered[1]->facts();
   // info "fails" on a stanza that does not exist yet (status code 1) but still prints its JSON,
   // which is what the stanza check reads; only an info without output is an error.
+  auto writable = stanza.values().find("repository_writable");
+  // Only when info itself saw nothing wrong (a valid or a not-yet-created stanza): its own
+  // error says more about an unreachable repository than the write probe.
+  const bool info_clean = !stanza.info_json().empty() && (stanza.repository_status_code() == 0 ||
+                                                          stanza.repository_status_code() == 1);
+  if (info_clean && writable != stanza.values().end() && writable->second == "false") {
+    auto path = stanza.values().find("repository_write_path");
+    input.repository_not_writable =
+        path == stanza.values().end() ? plan.repository.posix.path : path->second;
+  }
   if (stanza.state() == v1::TaskResult::SUCCEEDED || !stanza.info_json().empty()) {
     input.stanza_info_json = stanza.info_json();
     input.stanza_status_code = stanza.repository_status_code();

@@ -922,6 +922,16 @@ class Checker {
     const std::string& stanza = plan_.stanza;
     std::string check_fix = absl::StrCat("on the source, run pgbackrest --stanza=", stanza,
                                          " info (with the migration's config) to see why");
+    if (!in_.repository_not_writable.empty()) {
+      return Check(kName, kCheckFail, "not writable", "",
+                   absl::StrCat("the source's agent user cannot write ",
+                                in_.repository_not_writable,
+                                " in the repository path: stanza-create, the backup and "
+                                "PostgreSQL's archive-push would fail there after the source "
+                                "was changed"),
+                   absl::StrCat("let the database's OS user write ", in_.repository_not_writable,
+                                " (chown or chmod), or choose another repository.posix.path"));
+    }
     int code = in_.stanza_status_code;
     std::string status_message;  // status.message: "ok", "other", ...
     std::string detail;          // status.message and the repositories' messages

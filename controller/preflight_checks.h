@@ -47,6 +47,9 @@ struct PreflightInput {
   std::string stanza_info_json;
   int stanza_status_code = -1;
   std::string stanza_info_error;
+  // A posix repository's path (or nearest existing parent) that the source agent's user cannot
+  // write, as its `pgbackrest info` task reported; "" when writable or not known.
+  std::string repository_not_writable;
 };
 
 // The names of the checks, in the order RunPreflightChecks returns them. Stable: scripts and

@@ -519,12 +519,10 @@ TEST_F(PreflightTest, RepositoryThePostgresUserCannotReadFailsTheStanzaCheck) {
   ExpectNothingChanged();
 }
 
-// Not yet caught (see docs/preflight.md, "Tested"): a repository path below a directory that
-// postgres may read but not write. pgbackrest info only reads, and reports "missing stanza path"
-// (status 1), which preflight passes as "prepare-source creates it"; stanza-create then fails,
-// after prepare-source has restarted the source. Catching it needs the source agent to test
-// that it may write the repository path (or its nearest existing parent) when it runs info.
-TEST_F(PreflightTest, DISABLED_RepositoryThePostgresUserCannotWriteFailsPreflight) {
+// A repository path below a directory that postgres may read but not write: pgbackrest info
+// only reads and reports "missing stanza path" (status 1), so the source agent probes whether
+// it may write the path (or its nearest existing parent) when it runs info.
+TEST_F(PreflightTest, RepositoryThePostgresUserCannotWriteFailsPreflight) {
   PGH_ASSERT_OK_AND_ASSIGN(std::string read_only,
                            rig_->dir().MakeSubdir("backups/read-only", "", 0755));
   PGH_ASSERT_OK(AddTarget("readonly", LikeTheSource("readonly")).status());

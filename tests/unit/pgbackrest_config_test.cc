@@ -289,9 +289,9 @@ TEST(PgBackRestConfigTest, SecretStoreKeepsStanzaAndSecretsPerMigration) {
   EXPECT_FALSE(store.Get("m1").has_value());
   v1::Secrets secrets;
   secrets.set_s3_key("k1");
-  store.Put("m1", ConfiguredMigration{"stanza1", secrets, ""});
+  store.Put("m1", ConfiguredMigration{"stanza1", secrets, "", ""});
   secrets.set_s3_key("k2");
-  store.Put("m2", ConfiguredMigration{"stanza2", secrets, ""});
+  store.Put("m2", ConfiguredMigration{"stanza2", secrets, "", ""});
   ASSERT_TRUE(store.Get("m1").has_value());
   EXPECT_EQ(store.Get("m1")->stanza, "stanza1");
   EXPECT_EQ(store.Get("m1")->secrets.s3_key(), "k1");

@@ -741,6 +741,15 @@ TEST_F(PreflightChecksTest, FailedInfoCommandFailsWithItsError) {
             "status 49");
 }
 
+TEST_F(PreflightChecksTest, RepositoryTheSourceCannotWriteFailsNamingThePath) {
+  ExpectStatus(Run("stanza"), kCheckPass);  // a stanza not created yet: fine while writable
+  input_.repository_not_writable = "/srv/backups";
+  v1::CheckResult result = Run("stanza");
+  ExpectStatus(result, kCheckFail);
+  EXPECT_THAT(result.message(), HasSubstr("cannot write /srv/backups"));
+  EXPECT_THAT(result.fix(), HasSubstr("/srv/backups"));
+}
+
 TEST_F(PreflightChecksTest, StanzaNotCheckedWarns) {
   input_.stanza_info_json = "";
   input_.stanza_status_code = -1;
