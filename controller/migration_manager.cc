@@ -147,6 +147,11 @@ class MigrationManager::LiveContext : public PhaseContext {
     bool cancel_sent = false;
     bool told_offline = false;
     absl::Time cancel_deadline = absl::InfiniteFuture();
+    // Most tasks (SQL, service actions) answer within milliseconds, and in a cutover every one
+    // of them is downtime: look often at first, then settle to the poll interval.
+    const absl::Time sent_at = absl::Now();
+    constexpr absl::Duration kEagerFor = absl::Seconds(2);
+    constexpr absl::Duration kEagerPoll = absl::Milliseconds(10);
     while (true) {
       PGH_ASSIGN_OR_RETURN(info, tracker.Get(task_id, 0));
       if (info.has_result()) break;
@@ -170,7 +175,9 @@ class MigrationManager::LiveContext : public PhaseContext {
                                    " waits for it to reconnect"));
         told_offline = true;
       }
-      absl::SleepFor(manager_->deps_.poll_interval);
+      absl::SleepFor(absl::Now() - sent_at < kEagerFor
+                         ? std::min(kEagerPoll, manager_->deps_.poll_interval)
+                         : manager_->deps_.poll_interval);
     }
     if (options.track_progress) SetProgress("", v1::Progress());
     const v1::TaskResult& result = info.result();

@@ -24,6 +24,9 @@ namespace pghaul::controller {
 namespace {
 
 constexpr absl::Duration kPollInterval = absl::Milliseconds(250);
+// While the source is fenced every wait is downtime: the archiver and the final replay are
+// asked this often (each ask is one short read-only task).
+constexpr absl::Duration kFencedPollInterval = absl::Milliseconds(50);
 // wal_retrieve_retry_interval of a standby target: a few GETs a second on an S3 repository while
 // the migration follows the archive, for a catch-up and a last segment fetched in a quarter second.
 constexpr uint32_t kStandbyWalRetrieveRetryMs = 250;
@@ -335,7 +338,8 @@ absl::StatusOr<v1::ReplicationLag> RecordLag(PhaseContext& ctx, uint64_t source_
 // Polls the target until its replay LSN reaches `lsn` or `deadline` passes, journaling the lag
 // against `lsn` (the source's position) as it goes.
 absl::Status WaitReplayRecordingLag(PhaseContext& ctx, const std::string& step, uint64_t lsn,
-                                    absl::Time deadline) {
+                                    absl::Time deadline,
+                                    absl::Duration interval = kPollInterval) {
   if (ctx.dry_run()) return absl::OkStatus();
   for (int poll = 0;; ++poll) {
     PGH_ASSIGN_OR_RETURN(
@@ -351,7 +355,7 @@ absl::Status WaitReplayRecordingLag(PhaseContext& ctx, const std::string& step, 
           " by the deadline; it needs ", FormatLsn(lsn), " (", HumanBytes(lag.lag_bytes()),
           " behind)"));
     }
-    if (!ctx.Sleep(kPollInterval)) return absl::CancelledError("stopped while waiting");
+    if (!ctx.Sleep(interval)) return absl::CancelledError("stopped while waiting");
   }
 }
 
@@ -485,9 +489,10 @@ absl::Status Cutover(PhaseContext& ctx) {
                                           walfile, " was not archived (last archived: ",
                                           last.empty() ? "none" : last, ")")));
       }
-      if (!ctx.Sleep(kPollInterval)) return absl::CancelledError("stopped while waiting");
+      if (!ctx.Sleep(kFencedPollInterval)) return absl::CancelledError("stopped while waiting");
     }
-    absl::Status replayed = WaitReplayRecordingLag(ctx, "final-replay", final_lsn, deadline);
+    absl::Status replayed =
+        WaitReplayRecordingLag(ctx, "final-replay", final_lsn, deadline, kFencedPollInterval);
     if (absl::IsDeadlineExceeded(replayed)) return lift_fence("final-replay", replayed);
     PGH_RETURN_IF_ERROR(replayed);
     ctx.Event("info", "the target replayed the source's last WAL");
