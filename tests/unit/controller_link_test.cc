@@ -157,14 +157,15 @@ TEST(ControllerLinkTest, AgentComesOnlineWithItsFactsAndVersions) {
 }
 
 TEST(ControllerLinkTest, HeartbeatsKeepAnIdleAgentOnlinePastTheTimeout) {
-  // 8 missed heartbeats of 100 ms: tight enough that an idle stream without heartbeats goes
-  // offline well inside the 4 s watched below, loose enough for a loaded 2-core CI machine
-  // (3 x 100 ms once failed there with 399 ms between two messages).
-  TestController controller(0, ":memory:", 8);
+  // 20 missed heartbeats of 100 ms: tight enough that an idle stream without heartbeats goes
+  // offline well inside the 6 s watched below, loose enough for a loaded 2-core CI machine
+  // (3 x 100 ms once failed there with 399 ms between two messages, 8 x 100 ms with 800 ms
+  // while the unit tests ran two at a time beside a build).
+  TestController controller(0, ":memory:", 20);
   RunningLink link(controller.address(), "legacy", "inc-a");
   ASSERT_TRUE(Eventually([&] { return controller.Online("legacy"); }));
-  // 5 offline timeouts with nothing but heartbeats on the stream.
-  absl::Time until = absl::Now() + absl::Seconds(4);
+  // 3 offline timeouts with nothing but heartbeats on the stream.
+  absl::Time until = absl::Now() + absl::Seconds(6);
   while (absl::Now() < until) {
     ASSERT_TRUE(controller.Online("legacy"));
     absl::SleepFor(absl::Milliseconds(50));
