@@ -208,7 +208,7 @@ source_restart_allowed: true
 fence: read-only
 
 cutover:
-  max_lag: 16MB
+  max_lag: 64MB
   max_downtime: 30s
   verify_checksums: true
 )";

@@ -92,7 +92,7 @@ struct WindowPlan {
 };
 
 struct CutoverPlan {
-  uint64_t max_lag_bytes = 16 << 20;  // the target's replay lag below which the fence may begin
+  uint64_t max_lag_bytes = 64 << 20;  // the target's replay lag below which the fence may begin
   absl::Duration max_downtime = absl::Seconds(30);  // abort (unfence) beyond this, before promote
   bool verify_checksums = true;
   // The stanza the promoted target archives into and takes its first full backup in, in the

@@ -157,6 +157,7 @@ class CutoverLoadTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (stopped_pid_ > 0) kill(stopped_pid_, SIGCONT);  // a failure left it stopped
     if (writer_ != nullptr) writer_->Stop();
     if (pgbench_ != nullptr && pgbench_->IsRunning()) (void)pgbench_->Kill(SIGKILL);
     if (HasFailure() && rig_ != nullptr) {
@@ -254,6 +255,7 @@ class CutoverLoadTest : public ::testing::Test {
   std::unique_ptr<MigrationRig> rig_;
   std::unique_ptr<ChildProcess> pgbench_;
   std::unique_ptr<AckedWriter> writer_;
+  pid_t stopped_pid_ = 0;
 };
 
 TEST_F(CutoverLoadTest, UnderWriteLoadEveryAcknowledgedCommitArrivesAndTheTargetGetsItsOwnStanza) {
@@ -361,9 +363,15 @@ TEST_F(CutoverLoadTest, AgentKilledInCatchUpAndControllerKilledWhileFencedStillL
                                        : absl::UnavailableError(writer_->LastError());
   }));
 
-  // Nothing can cross the archive: the cutover waits in its catch-up.
-  const std::string archive_dir = rig_->repo_path() + "/archive/" + kRigStanza;
-  ASSERT_EQ(chmod(archive_dir.c_str(), 0), 0);
+  // The target's recovery (its startup process, by PID) is stopped: nothing is replayed, so the
+  // cutover waits in its catch-up.
+  PGH_ASSERT_OK_AND_ASSIGN(
+      std::string startup_pid_text,
+      Target().Query("SELECT pid FROM pg_stat_activity WHERE backend_type = 'startup'"));
+  pid_t startup_pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(startup_pid_text, &startup_pid)) << startup_pid_text;
+  ASSERT_EQ(kill(startup_pid, SIGSTOP), 0);
+  stopped_pid_ = startup_pid;
   PGH_ASSERT_OK_AND_ASSIGN(CommandResult started, Pghaul({"cutover", "m1", "--detach"}));
   ASSERT_EQ(started.exit_code, 0) << started.stderr_text;
   // A step is under way when its task runs or its event was journaled (the catch-up's polls
@@ -383,13 +391,18 @@ TEST_F(CutoverLoadTest, AgentKilledInCatchUpAndControllerKilledWhileFencedStillL
   };
   PGH_ASSERT_OK(WaitFor("the catch-up", absl::Seconds(60), step_is(".cutover.1.catch-up", "before fencing")));
 
-  // kill -9 of the target's agent in the catch-up, then it comes back.
+  // kill -9 of the target's agent in the catch-up (nothing fenced yet), then it comes back.
+  absl::SleepFor(absl::Seconds(1));
+  PGH_ASSERT_OK_AND_ASSIGN(json waiting, rig_->Status());
+  EXPECT_EQ(Str(waiting, "state"), "running") << waiting.dump(2);
+  for (const json& e : At(waiting, "events")) {
+    ASSERT_FALSE(absl::StrContains(Str(e, "text"), "fencing the source")) << waiting.dump(2);
+  }
   MigrationRig::Host* target_host = rig_->FindHost("target");
   PGH_ASSERT_OK(target_host->agent->process()->Kill(SIGKILL));
   PGH_ASSERT_OK(target_host->agent->Start());
-  ASSERT_EQ(chmod(archive_dir.c_str(), 0750), 0);
-  // The source's archiver retries at once only when a segment becomes ready.
-  PGH_ASSERT_OK(Legacy().Query("SELECT pg_switch_wal()").status());
+  ASSERT_EQ(kill(startup_pid, SIGCONT), 0);
+  stopped_pid_ = 0;
 
   // kill -9 of the controller while the source is fenced, before promotion.
   PGH_ASSERT_OK(WaitFor("the exact compare", absl::Seconds(180), step_is(".exact-", "comparing every table")));

@@ -111,7 +111,7 @@ TEST(PlanExamplesTest, PosixExampleParsesWithItsValues) {
   EXPECT_EQ(plan->window->start_minute, 60);
   EXPECT_EQ(plan->window->end_minute, 300);
   EXPECT_EQ(plan->window->timezone, "UTC");
-  EXPECT_EQ(plan->cutover.max_lag_bytes, 16u << 20);
+  EXPECT_EQ(plan->cutover.max_lag_bytes, 64u << 20);
   EXPECT_EQ(plan->cutover.max_downtime, absl::Seconds(30));
   EXPECT_TRUE(plan->cutover.verify_checksums);
   EXPECT_THAT(plan->checks, ::testing::ElementsAre("/etc/pghaul/checks/orders.sql"));
@@ -212,7 +212,7 @@ TEST(PlanTest, MinimalPlanTakesTheDocumentedDefaults) {
   EXPECT_FALSE(plan->source_restart_allowed);
   EXPECT_EQ(plan->fence, FenceMethod::kReadOnly);
   EXPECT_FALSE(plan->window.has_value());
-  EXPECT_EQ(plan->cutover.max_lag_bytes, 16u << 20);
+  EXPECT_EQ(plan->cutover.max_lag_bytes, 64u << 20);
   EXPECT_EQ(plan->cutover.max_downtime, absl::Seconds(30));
   EXPECT_TRUE(plan->cutover.verify_checksums);
   EXPECT_TRUE(plan->checks.empty());
