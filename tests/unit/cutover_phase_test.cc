@@ -392,6 +392,28 @@ TEST(CutoverPhaseTest, StandbyRestorePointsTheTargetsArchivingAtTheNewStanzaAndR
   EXPECT_FALSE(rehearsal.Ran("target-archiving"));
 }
 
+TEST(CutoverPhaseTest, AbortWhileFencedLiftsTheFenceAndAfterPromotionIsRefused) {
+  ScriptedContext ctx;
+  ctx.record_.set_source_fenced(true);
+  ctx.record_.set_target_restored(true);
+  absl::Status status = RunAbort(ctx);
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_TRUE(ctx.Ran("unfence"));
+  EXPECT_EQ(ctx.tasks_["unfence"].sql().query(), v1::SqlQuery::UNFENCE);
+  EXPECT_EQ(ctx.tasks_["unfence"].sql().migration_id(), "m1");
+  EXPECT_FALSE(ctx.record_.source_fenced());
+  EXPECT_TRUE(ctx.Ran("stop-target"));
+  EXPECT_FALSE(ctx.Ran("promote"));
+
+  ScriptedContext promoted;
+  promoted.record_.set_source_fenced(true);
+  promoted.record_.set_target_promoted(true);
+  absl::Status refused = RunAbort(promoted);
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_FALSE(promoted.Ran("unfence"));
+  EXPECT_TRUE(promoted.record_.source_fenced());
+}
+
 TEST(CutoverPhaseTest, SourceConfigNeverNamesTheNewStanza) {
   ScriptedContext ctx;
   ctx.plan_.cutover.new_stanza = "main-new";
