@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/pg_connection.h"
+#include "agent/server_settings.h"
 #include "agent/sql_catalogue.h"
 #include "common/files.h"
 #include "common/logging.h"
@@ -90,27 +91,6 @@ absl::StatusOr<ArchivingSettings> ReadSettings(PgConnection& conn) {
         "to be a superuser (or hold pg_read_all_settings and ALTER SYSTEM on both parameters)");
   }
   return settings;
-}
-
-// `value` as an SQL string literal, quoted by libpq for this connection's encoding and
-// standard_conforming_strings.
-absl::StatusOr<std::string> QuoteLiteral(PgConnection& conn, absl::string_view value) {
-  char* quoted = PQescapeLiteral(conn.raw(), value.data(), value.size());
-  if (quoted == nullptr) {
-    return absl::InternalError(
-        absl::StrCat("cannot quote a value for ALTER SYSTEM: ", PQerrorMessage(conn.raw())));
-  }
-  std::string literal(quoted);
-  PQfreemem(quoted);
-  return literal;
-}
-
-// ALTER SYSTEM SET <name> = <value>, with `name` one of pghaul's own fixed names and `value`
-// quoted by libpq. The only statements the agent runs that are not fixed texts.
-absl::Status AlterSystemSet(PgConnection& conn, absl::string_view name, absl::string_view value) {
-  PGH_ASSIGN_OR_RETURN(std::string literal, QuoteLiteral(conn, value));
-  const std::string statement = absl::StrCat("ALTER SYSTEM SET ", name, " = ", literal);
-  return conn.Execute(statement.c_str()).status();
 }
 
 // A word for /bin/sh, also safe from archive_command's own %-escapes.
