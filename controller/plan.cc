@@ -445,6 +445,7 @@ void ReadRepository(ConfigReader& root, RepositoryPlan* out) {
   }
 
   repository.Int("retention_full", &out->retention_full, 1, 9999999);
+  repository.Bool("archive_async", &out->archive_async);
   ConfigReader cipher = repository.Section("cipher");
   if (repository.Has("cipher")) {
     cipher.OneOf("type", &out->cipher_type, {"none", "aes-256-cbc"}, kRequired);
@@ -853,9 +854,7 @@ v1::ConfigurePgBackRest MakeConfigureTask(const Plan& plan, const v1::Secrets& s
   *task.mutable_secrets() = secrets;
   task.set_process_max(static_cast<uint32_t>(plan.backup.process_max));
   task.set_compress_type(plan.backup.compress_type);
-  // Asynchronous archiving (with the agent's own local spool path) is how the cutover times in
-  // the design were measured: the last segment reaches the repository in about a second.
-  task.set_archive_async(true);
+  task.set_archive_async(plan.repository.archive_async);
   return task;
 }
 

@@ -704,7 +704,23 @@ TEST(MakeConfigureTaskTest, CarriesTheS3RepositoryAndTheSecrets) {
   EXPECT_EQ(task.secrets().cipher_pass(), "p");
   EXPECT_EQ(task.process_max(), 2u);
   EXPECT_EQ(task.compress_type(), "zst");
-  EXPECT_TRUE(task.archive_async());
+  EXPECT_FALSE(task.archive_async());  // pgBackRest's own default: the fastest last segment
+}
+
+TEST(MakeConfigureTaskTest, ArchiveAsyncIsOffUnlessThePlanTurnsItOn) {
+  absl::StatusOr<Plan> plan =
+      ParsePlan(WithRepository("  posix: {path: /mnt/pgbackrest}\n  archive_async: true\n"),
+                "plan.yaml");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(MakeConfigureTask(*plan, v1::Secrets()).archive_async());
+  plan = ParsePlan(kMinimal, "plan.yaml");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_FALSE(MakeConfigureTask(*plan, v1::Secrets()).archive_async());
+  absl::StatusOr<Plan> wrong =
+      ParsePlan(WithRepository("  posix: {path: /mnt/pgbackrest}\n  archive_async: sometimes\n"),
+                "plan.yaml");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_THAT(wrong.status().message(), HasSubstr("archive_async"));
 }
 
 TEST(MakeConfigureTaskTest, PosixPathIsTheRepositoryPathAndRepoHostKeepsItsFiles) {
