@@ -10,9 +10,11 @@
 #include "absl/time/time.h"
 #include "agent/hba_fence.h"
 #include "agent/pg_connection.h"
+#include "agent/promotion.h"
 #include "agent/row_ranges.h"
 #include "agent/schema_catalogue.h"
 #include "agent/table_checksums.h"
+#include "agent/wal_waits.h"
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -24,13 +26,12 @@ namespace {
 using Values = std::map<std::string, std::string>;
 
 constexpr absl::Duration kDefaultStatementTimeout = absl::Seconds(60);
+// WAIT_ARCHIVED, WAIT_REPLAYED.
+constexpr uint32_t kDefaultWaitSeconds = 60;
+constexpr uint32_t kMaxWaitSeconds = 3600;
 // An immediate checkpoint of a large, busy buffer pool, or ending many sessions one by one (up
 // to 5 s each), can take minutes.
 constexpr absl::Duration kLongStatementTimeout = absl::Minutes(15);
-// pg_promote's own wait plus room for the call itself.
-constexpr absl::Duration kPromoteExtraTimeout = absl::Seconds(60);
-constexpr uint32_t kDefaultPromoteWaitSeconds = 60;
-constexpr uint32_t kMaxPromoteWaitSeconds = 3600;
 // How long a configuration reload may take to reach this session.
 constexpr absl::Duration kReloadTimeout = absl::Seconds(10);
 constexpr absl::Duration kReloadPollInterval = absl::Milliseconds(20);
@@ -51,8 +52,6 @@ constexpr char kStatArchiverSql[] =
     " last_archived_time::text AS last_archived_time, failed_count::text AS failed_count,"
     " last_failed_wal, last_failed_time::text AS last_failed_time,"
     " stats_reset::text AS stats_reset FROM pg_stat_archiver";
-constexpr char kInRecoverySql[] = "SELECT pg_is_in_recovery()::text AS in_recovery";
-constexpr char kPromoteSql[] = "SELECT pg_promote(true, $1::integer)::text AS promoted";
 constexpr char kCheckpointSql[] = "CHECKPOINT";
 constexpr char kFenceSql[] = "ALTER SYSTEM SET default_transaction_read_only = on";
 constexpr char kUnfenceSql[] = "ALTER SYSTEM RESET default_transaction_read_only";
@@ -143,30 +142,6 @@ absl::Status ReloadAndWait(PgConnection& conn, const char* applied_sql, bool pas
   }
 }
 
-absl::StatusOr<Values> Promote(const PostgresConnection& target, uint32_t wait_seconds) {
-  if (wait_seconds > kMaxPromoteWaitSeconds) {
-    return absl::InvalidArgumentError(absl::StrCat("PROMOTE wait_seconds must be at most ",
-                                                   kMaxPromoteWaitSeconds, ", got ", wait_seconds));
-  }
-  if (wait_seconds == 0) wait_seconds = kDefaultPromoteWaitSeconds;
-  PGH_ASSIGN_OR_RETURN(PgConnection conn,
-                       Connect(target, absl::Seconds(wait_seconds) + kPromoteExtraTimeout));
-  // pg_promote() would fail too (55000 "recovery is not in progress"), but say it plainly.
-  PGH_ASSIGN_OR_RETURN(Values recovery, conn.ExecuteOneRow(kInRecoverySql));
-  if (recovery["in_recovery"] != "true") {
-    return absl::FailedPreconditionError(
-        "PROMOTE refused: the server is not in recovery (it is already a primary), so there is "
-        "nothing to promote");
-  }
-  PGH_ASSIGN_OR_RETURN(Values promoted,
-                       conn.ExecuteOneRow(kPromoteSql, {absl::StrCat(wait_seconds)}));
-  if (promoted["promoted"] != "true") {
-    PGH_LOG_WARN("pg_promote() did not finish within {} s; promotion may still complete",
-                 wait_seconds);
-  }
-  return Values{{"promoted", promoted["promoted"] == "true" ? "true" : "false"}};
-}
-
 absl::StatusOr<Values> Checkpoint(const PostgresConnection& target) {
   PGH_ASSIGN_OR_RETURN(PgConnection conn, Connect(target, kLongStatementTimeout));
   PGH_RETURN_IF_ERROR(conn.Execute(kCheckpointSql).status());
@@ -218,7 +193,7 @@ absl::StatusOr<std::string> WriteHbaFence(PgConnection& conn, const std::string&
 // first pass runs, so passes repeat (bounded) until one finds nobody.
 absl::StatusOr<Values> EndOtherSessions(PgConnection& conn) {
   constexpr int kMaxPasses = 5;
-  constexpr absl::Duration kBetweenPasses = absl::Milliseconds(100);
+  constexpr absl::Duration kBetweenPasses = absl::Milliseconds(25);
   uint64_t terminated = 0, not_terminated = 0;
   for (int pass = 0; pass < kMaxPasses; ++pass) {
     PGH_ASSIGN_OR_RETURN(Values ended, conn.ExecuteOneRow(kTerminateSessionsSql));
@@ -322,7 +297,8 @@ absl::Status ReloadConfigurationAndWait(PgConnection& conn) {
 }
 
 absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresConnection& conn,
-                                                               const v1::SqlQuery& query) {
+                                                               const v1::SqlQuery& query,
+                                                               QueryCanceller* canceller) {
   switch (query.query()) {
     case v1::SqlQuery::SWITCH_WAL:
       return RunOneRow(conn, kSwitchWalSql);
@@ -333,7 +309,23 @@ absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresCon
     case v1::SqlQuery::STAT_ARCHIVER:
       return RunOneRow(conn, kStatArchiverSql);
     case v1::SqlQuery::PROMOTE:
-      return Promote(conn, query.wait_seconds());
+      return Promote(conn, query.wait_seconds(), query.without_restore_command());
+    case v1::SqlQuery::SET_WAL_RETRIEVE_RETRY:
+      return SetWalRetrieveRetry(conn, query.retry_ms());
+    case v1::SqlQuery::WAIT_ARCHIVED:
+    case v1::SqlQuery::WAIT_REPLAYED: {
+      if (query.wait_seconds() > kMaxWaitSeconds) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            v1::SqlQuery::Query_Name(query.query()), " wait_seconds must be at most ",
+            kMaxWaitSeconds, ", got ", query.wait_seconds()));
+      }
+      const absl::Duration wait =
+          absl::Seconds(query.wait_seconds() == 0 ? kDefaultWaitSeconds : query.wait_seconds());
+      if (query.query() == v1::SqlQuery::WAIT_ARCHIVED) {
+        return WaitArchived(conn, query.walfile(), wait, canceller);
+      }
+      return WaitReplayed(conn, query.lsn(), wait, canceller);
+    }
     case v1::SqlQuery::CHECKPOINT:
       return Checkpoint(conn);
     case v1::SqlQuery::FENCE_READ_ONLY:

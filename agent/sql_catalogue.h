@@ -1,6 +1,7 @@
 // The agent's fixed catalogue of SQL operations (SqlQuery in tasks.proto), run through libpq on
 // the local socket. Every SQL text is a constant in sql_catalogue.cc; the only values that vary
-// (PROMOTE's wait) travel as parameters. Each query opens its own short session (see
+// (PROMOTE's wait, the LSN or WAL file waited for) travel as parameters; promotion.h and
+// server_settings.h quote the two ALTER SYSTEM values that cannot be parameters. Each query opens its own short session (see
 // PgConnection: application_name=pghaul-agent, connect timeout 5 s, TimeZone=UTC).
 //
 // Results, keyed by name (NULL is ""):
@@ -19,9 +20,13 @@
 //   STAT_ARCHIVER    every column of pg_stat_archiver: archived_count, last_archived_wal,
 //                    last_archived_time, failed_count, last_failed_wal, last_failed_time,
 //                    stats_reset (times ISO in UTC)
-//   PROMOTE          promoted ("true"; "false" when promotion did not finish within
-//                    wait_seconds, 0 -> 60, at most 3600). Refused (FailedPrecondition) on a
-//                    server that is not in recovery.
+//   PROMOTE          see promotion.h: promoted ("true"; "false" when promotion did not finish
+//                    within wait_seconds, 0 -> 60, at most 3600), restore_command_cleared
+//                    (without_restore_command). Refused (FailedPrecondition) on a server that is
+//                    not in recovery.
+//   SET_WAL_RETRIEVE_RETRY  see promotion.h: before.
+//   WAIT_ARCHIVED, WAIT_REPLAYED  see wal_waits.h (wait_seconds 0 -> 60, at most 3600; the
+//                    task executor passes a QueryCanceller).
 //   CHECKPOINT       {}
 //   FENCE_READ_ONLY  The hard fence of migration_id (required): read-only default, a reject
 //                    block at the top of the server's hba file letting only this session's role
@@ -46,6 +51,7 @@
 #include "absl/status/statusor.h"
 #include "agent/agent_config.h"
 #include "agent/pg_connection.h"
+#include "agent/query_canceller.h"
 #include "pghaul/v1/tasks.pb.h"
 
 namespace pghaul::agent {
@@ -68,8 +74,10 @@ namespace pghaul::agent {
 //   DeadlineExceeded    statement_timeout (60 s; PROMOTE wait + 60 s; CHECKPOINT and
 //                       FENCE_READ_ONLY 15 min) or a configuration reload not seen within 10 s.
 //   Internal            class XX errors, or a result of an unexpected shape.
+// `canceller` (may be null) ends the WAIT_* queries early.
 absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresConnection& conn,
-                                                               const v1::SqlQuery& query);
+                                                               const v1::SqlQuery& query,
+                                                               QueryCanceller* canceller = nullptr);
 
 // Asks the postmaster to reload its configuration files and waits (up to 10 s) until `conn`'s
 // own session has re-read them (its pg_conf_load_time() moved past the one from before), so what

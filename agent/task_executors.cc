@@ -112,6 +112,12 @@ class SqlExecutor : public TaskExecutor {
         options.canceller = canceller.get();
         return ValuesResult(ComputeSchemaCatalogue(config_->postgres, options));
       }
+      case v1::SqlQuery::WAIT_ARCHIVED:
+      case v1::SqlQuery::WAIT_REPLAYED: {
+        auto canceller = std::make_shared<QueryCanceller>();
+        context.OnCancel([canceller] { canceller->Cancel(); });
+        return ValuesResult(RunSqlQuery(config_->postgres, query_, canceller.get()));
+      }
       default:
         return ValuesResult(RunSqlQuery(config_->postgres, query_));
     }
@@ -166,6 +172,10 @@ absl::StatusOr<std::unique_ptr<TaskExecutor>> MakeSqlExecutor(const AgentConfig*
   if (query.query() == v1::SqlQuery::ROW_RANGES || query.query() == v1::SqlQuery::ROW_DIGESTS) {
     PGH_RETURN_IF_ERROR(ValidateRowRange(query.range()));
   }
+  if (query.query() == v1::SqlQuery::WAIT_ARCHIVED) {
+    PGH_RETURN_IF_ERROR(ValidateWalFileName(query.walfile()));
+  }
+  if (query.query() == v1::SqlQuery::WAIT_REPLAYED) PGH_RETURN_IF_ERROR(ValidateLsn(query.lsn()));
   std::string stanza;
   if (query.query() == v1::SqlQuery::ENABLE_ARCHIVING ||
       query.query() == v1::SqlQuery::RESTORE_ARCHIVING) {

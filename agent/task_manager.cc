@@ -146,6 +146,7 @@ absl::Status TaskManager::LoadPersisted() {
       result_event.set_seq(kInterruptedResultSeq);
       *result_event.mutable_time() = ToProto(clock_->Now());
       result_event.mutable_result()->set_state(v1::TaskResult::FAILED);
+      result_event.mutable_result()->set_interrupted(true);
       result_event.mutable_result()->set_message(absl::StrCat(
           "interrupted: the agent stopped while this task (", task->op,
           ") ran; whatever it ran may have finished or not, so check before retrying (for "

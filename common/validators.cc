@@ -1,5 +1,6 @@
 #include "common/validators.h"
 
+#include <algorithm>
 #include <cstddef>
 
 #include "absl/strings/ascii.h"
@@ -138,6 +139,15 @@ absl::Status ValidateLsn(absl::string_view lsn) {
     return absl::OkStatus();
   }
   return Invalid("LSN", lsn, "X/X with 1 to 8 upper-case hex digits on each side, e.g. 0/16000138");
+}
+
+absl::Status ValidateWalFileName(absl::string_view walfile) {
+  if (walfile.size() == 24 && std::all_of(walfile.begin(), walfile.end(), IsUpperHex)) {
+    return absl::OkStatus();
+  }
+  return Invalid("WAL file name", walfile,
+                 "24 upper-case hex digits (timeline, log, segment), e.g. "
+                 "000000010000000000000003");
 }
 
 absl::Status ValidateTargetTime(absl::string_view time) {

@@ -30,6 +30,9 @@ absl::Status ValidateBackupLabel(absl::string_view label);
 // A PostgreSQL LSN as PostgreSQL prints it: ^[0-9A-F]{1,8}/[0-9A-F]{1,8}$.
 absl::Status ValidateLsn(absl::string_view lsn);
 
+// A WAL segment file name as pg_walfile_name prints it: ^[0-9A-F]{24}$.
+absl::Status ValidateWalFileName(absl::string_view walfile);
+
 // A recovery target time: "YYYY-MM-DD HH:MM:SS[.ffffff](+|-)HH[:MM]". The UTC offset is required:
 // without it PostgreSQL would read the time in the restored server's time zone, which pghaul
 // cannot know. Every field is range-checked (including the day of the month, leap years too).

@@ -123,8 +123,29 @@ class MigrationManager::LiveContext : public PhaseContext {
     manager_->Event(id_, phase_, level, text);
   }
 
+  // A read-only task that an agent restart interrupted is sent again (it only reads, and its id
+  // is new each time), up to kReadOnlyRetries times: a wait of the cutover's catch-up spans
+  // seconds, long enough to be cut by an agent that is restarted under it.
   absl::StatusOr<v1::TaskResult> Run(const std::string& agent_id, absl::string_view step,
                                      v1::Task task, StepOptions options) override {
+    constexpr int kReadOnlyRetries = 3;
+    for (int attempt = 0;; ++attempt) {
+      absl::StatusOr<v1::TaskResult> result = RunOnce(agent_id, step, task, options);
+      if (!result.ok() || !result->interrupted() || !options.read_only) return result;
+      if (attempt == kReadOnlyRetries) {
+        if (options.allow_failure) return result;
+        return absl::FailedPreconditionError(
+            absl::StrCat(agent_id, ": ", DescribeOperation(task), " was interrupted by ",
+                         kReadOnlyRetries + 1, " agent restarts in a row: ", result->message()));
+      }
+      Event("warn", absl::StrCat(DescribeOperation(task), " on ", agent_id,
+                                 " was interrupted by an agent restart; it only reads, so it is "
+                                 "sent again"));
+    }
+  }
+
+  absl::StatusOr<v1::TaskResult> RunOnce(const std::string& agent_id, absl::string_view step,
+                                         v1::Task task, StepOptions options) {
     if (Interrupted()) return absl::CancelledError("the migration is being aborted or stopped");
     const std::string task_id = TaskIdFor(id_, phase_, attempt_, step, options.read_only);
     task.set_task_id(task_id);
@@ -181,7 +202,10 @@ class MigrationManager::LiveContext : public PhaseContext {
     }
     if (options.track_progress) SetProgress("", v1::Progress());
     const v1::TaskResult& result = info.result();
-    if (result.state() == v1::TaskResult::SUCCEEDED || options.allow_failure) return result;
+    if (result.state() == v1::TaskResult::SUCCEEDED || options.allow_failure ||
+        (result.interrupted() && options.read_only)) {
+      return result;
+    }
     if (cancel_sent) return absl::CancelledError("aborted");
     std::string detail = result.message();
     if (absl::StatusOr<v1::TaskInfo> full = tracker.Get(task_id, 8); full.ok()) {

@@ -1,6 +1,7 @@
 #include "controller/migration_phases.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -24,12 +25,17 @@ namespace pghaul::controller {
 namespace {
 
 constexpr absl::Duration kPollInterval = absl::Milliseconds(250);
-// While the source is fenced every wait is downtime: the archiver and the final replay are
-// asked this often (each ask is one short read-only task).
-constexpr absl::Duration kFencedPollInterval = absl::Milliseconds(50);
 // wal_retrieve_retry_interval of a standby target: a few GETs a second on an S3 repository while
 // the migration follows the archive, for a catch-up and a last segment fetched in a quarter second.
 constexpr uint32_t kStandbyWalRetrieveRetryMs = 250;
+// ... and from the cutover's gate to the promotion (or until the fence is lifted): every wait is
+// downtime then, so the standby asks for the last segment as fast as pgBackRest answers.
+constexpr uint32_t kCutoverWalRetrieveRetryMs = 10;
+// How long the target may take to replay up to the gate's switch before the fence (about one
+// segment: seconds), and how often the catch-up journals the lag while it waits.
+constexpr absl::Duration kSettleTimeout = absl::Minutes(2);
+constexpr absl::Duration kLagJournalInterval = absl::Seconds(2);
+constexpr uint32_t kMaxAgentWaitSeconds = 3600;
 
 // The label of the newest backup in `pgbackrest info --output=json` of one stanza ("" when it
 // lists none), and its database size when `bytes` is not null.
@@ -335,27 +341,70 @@ absl::StatusOr<v1::ReplicationLag> RecordLag(PhaseContext& ctx, uint64_t source_
   return lag;
 }
 
-// Polls the target until its replay LSN reaches `lsn` or `deadline` passes, journaling the lag
-// against `lsn` (the source's position) as it goes.
+// Whole seconds an agent-side wait may take to reach `deadline` from now: at least 1, at most
+// `cap` and the agents' limit.
+uint32_t WaitSecondsUntil(PhaseContext& ctx, absl::Time deadline,
+                          absl::Duration cap = absl::InfiniteDuration()) {
+  const absl::Duration left = std::min(deadline - ctx.Now(), cap);
+  const double seconds = std::ceil(absl::ToDoubleSeconds(left));
+  return static_cast<uint32_t>(std::clamp(seconds, 1.0, double{kMaxAgentWaitSeconds}));
+}
+
+v1::Task WaitReplayedTask(uint64_t lsn, uint32_t wait_seconds) {
+  v1::Task task = SqlTask(v1::SqlQuery::WAIT_REPLAYED);
+  task.mutable_sql()->set_lsn(FormatLsn(lsn));
+  task.mutable_sql()->set_wait_seconds(wait_seconds);
+  return task;
+}
+
+v1::Task WaitArchivedTask(const std::string& walfile, uint32_t wait_seconds) {
+  v1::Task task = SqlTask(v1::SqlQuery::WAIT_ARCHIVED);
+  task.mutable_sql()->set_walfile(walfile);
+  task.mutable_sql()->set_wait_seconds(wait_seconds);
+  return task;
+}
+
+v1::Task WalRetrieveRetryTask(uint32_t retry_ms) {
+  v1::Task task = SqlTask(v1::SqlQuery::SET_WAL_RETRIEVE_RETRY);
+  task.mutable_sql()->set_retry_ms(retry_ms);
+  return task;
+}
+
+std::string BehindMessage(const v1::ReplicationLag& lag, uint64_t lsn) {
+  return absl::StrCat("the target replayed only up to ",
+                      lag.target_replay_lsn().empty() ? "nothing" : lag.target_replay_lsn(),
+                      " by the deadline; it needs ", FormatLsn(lsn), " (",
+                      HumanBytes(lag.lag_bytes()), " behind)");
+}
+
+// Waits, on the target agent (WAIT_REPLAYED), until the target's replay LSN reaches `lsn` or
+// `deadline` passes, journaling the lag against `lsn` (the source's position) every `slice`.
 absl::Status WaitReplayRecordingLag(PhaseContext& ctx, const std::string& step, uint64_t lsn,
                                     absl::Time deadline,
-                                    absl::Duration interval = kPollInterval) {
+                                    absl::Duration slice = kLagJournalInterval) {
   if (ctx.dry_run()) return absl::OkStatus();
-  for (int poll = 0;; ++poll) {
+  while (true) {
     PGH_ASSIGN_OR_RETURN(
         v1::TaskResult result,
-        ctx.Run(ctx.plan().target_agent, step, SqlTask(v1::SqlQuery::LAST_REPLAY_LSN),
+        ctx.Run(ctx.plan().target_agent, step,
+                WaitReplayedTask(lsn, WaitSecondsUntil(ctx, deadline, slice)),
                 {.read_only = true}));
     PGH_ASSIGN_OR_RETURN(v1::ReplicationLag lag, RecordLag(ctx, lsn, nullptr, result));
     if (lag.lag_bytes() == 0) return absl::OkStatus();
-    if (ctx.Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the target replayed only up to ",
-          lag.target_replay_lsn().empty() ? "nothing" : lag.target_replay_lsn(),
-          " by the deadline; it needs ", FormatLsn(lsn), " (", HumanBytes(lag.lag_bytes()),
-          " behind)"));
-    }
-    if (!ctx.Sleep(interval)) return absl::CancelledError("stopped while waiting");
+    if (ctx.Now() >= deadline) return absl::DeadlineExceededError(BehindMessage(lag, lsn));
+  }
+}
+
+// Puts the standby's wal_retrieve_retry_interval back to the following pace when a cutover
+// stops before promotion. Best effort: a failure is an event, since it only costs archive GETs.
+void RestoreWalRetrieveRetry(PhaseContext& ctx, absl::string_view step) {
+  absl::Status restored =
+      ctx.Run(ctx.plan().target_agent, step, WalRetrieveRetryTask(kStandbyWalRetrieveRetryMs))
+          .status();
+  if (!restored.ok()) {
+    ctx.Event("warn", absl::StrCat("the target's wal_retrieve_retry_interval stays at ",
+                                   kCutoverWalRetrieveRetryMs, "ms (", restored.message(),
+                                   "); it asks the archive for the next segment that often"));
   }
 }
 
@@ -366,9 +415,12 @@ std::string Seconds(absl::Duration d) { return absl::StrFormat("%.1f s", absl::T
 //   catch-up-switch ─> catch-up (target replays up to it, ≤ 30 min)
 //     ─> gate-switch + gate (the lag: source position - target replay; more than
 //        cutover.max_lag: fail, nothing fenced)
+//     ─> fast-retrieval (the standby retries the archive every 10 ms) ─> settle (target
+//        replays up to the gate's switch, ≤ 2 min: the archiver has no backlog at the fence)
 //     ─> [source_fenced journaled] fence (hard fence, see sql_catalogue.h)
-//     ─> final-switch ─> archiver (the last segment archived) ─> final-replay
-//     ─> stop-source (fence: stop) ─> promote [target_promoted journaled]
+//     ─> final-switch ─> archiver ‖ final-replay (both agents wait at once, 10 ms polls)
+//     ─> exact compare (cutover.verify_checksums) ─> confirm-fence, or stop-source (fence: stop)
+//     ─> promote (restore_command cleared first) [target_promoted journaled]
 //
 // From the fence on, the downtime budget (--max-downtime, else cutover.max_downtime) runs: a
 // step that ends past it, before promotion, lifts the fence and fails with the numbers. A
@@ -432,6 +484,25 @@ absl::Status Cutover(PhaseContext& ctx) {
                                      "); downtime budget ", Seconds(budget), " (",
                                      budget_source, ")"));
     }
+    // From here every wait is downtime or about to be: the standby asks for the next segment as
+    // fast as pgBackRest answers, and first replays up to the gate's switch, so that only what
+    // was written since must cross while fenced (not a backlog of segments still archiving).
+    PGH_RETURN_IF_ERROR(ctx.Run(plan.target_agent, "fast-retrieval",
+                                WalRetrieveRetryTask(kCutoverWalRetrieveRetryMs))
+                            .status());
+    if (!ctx.dry_run()) {
+      PGH_ASSIGN_OR_RETURN(uint64_t gate_lsn, ParseLsn(gate_switch.values().at("lsn")));
+      absl::Status settled =
+          WaitReplayRecordingLag(ctx, "settle", gate_lsn, ctx.Now() + kSettleTimeout);
+      if (!settled.ok()) {
+        RestoreWalRetrieveRetry(ctx, "settle-retrieval");
+        return absl::FailedPreconditionError(absl::StrCat(
+            "not fencing: the target did not replay up to the source's position at the gate (",
+            FormatLsn(gate_lsn), ") within ", absl::FormatDuration(kSettleTimeout), ": ",
+            settled.message(), ". Nothing was fenced; look at the archiving and the target's "
+            "replay (pghaul status) and run cutover again"));
+      }
+    }
     PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
       r.set_source_fenced(true);
       *r.mutable_fenced_at() = ToProto(ctx.Now());
@@ -456,6 +527,7 @@ absl::Status Cutover(PhaseContext& ctx) {
                             .status());
     PGH_RETURN_IF_ERROR(
         ctx.Update([](v1::MigrationRecord& r) { r.set_source_fenced(false); }));
+    RestoreWalRetrieveRetry(ctx, "normal-retrieval");
     return absl::DeadlineExceededError(absl::StrCat(
         "cutover gave up before promoting the target (", step, "): ", why.message(), "; ",
         numbers, ". The source is writable again and nothing was lost; look at the archiving "
@@ -477,24 +549,32 @@ absl::Status Cutover(PhaseContext& ctx) {
     const std::string walfile = final_switch.values().at("walfile");
     PGH_ASSIGN_OR_RETURN(uint64_t final_lsn, ParseLsn(final_switch.values().at("lsn")));
     ctx.Event("info", absl::StrCat("final WAL position ", final_switch.values().at("lsn"),
-                                   "; waiting for ", walfile, " to be archived"));
+                                   "; waiting for ", walfile, " to be archived and replayed"));
+    // Both agents wait at once, each polling its own server every 10 ms: the archiver is there
+    // to say which side was slow when the budget runs out.
     while (true) {
-      PGH_ASSIGN_OR_RETURN(v1::TaskResult archiver,
-                           ctx.Run(plan.source_agent, "archiver",
-                                   SqlTask(v1::SqlQuery::STAT_ARCHIVER), {.read_only = true}));
-      const std::string& last = archiver.values().at("last_archived_wal");
-      if (last.size() == walfile.size() && last >= walfile) break;
-      if (ctx.Now() >= deadline) {
+      const uint32_t wait_seconds = WaitSecondsUntil(ctx, deadline);
+      std::vector<absl::StatusOr<v1::TaskResult>> waits = ctx.RunAll(
+          {{plan.source_agent, "archiver", WaitArchivedTask(walfile, wait_seconds),
+            {.read_only = true}},
+           {plan.target_agent, "final-replay", WaitReplayedTask(final_lsn, wait_seconds),
+            {.read_only = true}}});
+      for (const auto& result : waits) PGH_RETURN_IF_ERROR(result.status());
+      PGH_ASSIGN_OR_RETURN(v1::ReplicationLag lag,
+                           RecordLag(ctx, final_lsn, &*waits[0], *waits[1]));
+      const bool archived = waits[0]->values().count("reached") > 0 &&
+                            waits[0]->values().at("reached") == "true";
+      if (lag.lag_bytes() == 0) break;
+      if (ctx.Now() < deadline) continue;
+      if (!archived) {
+        const std::string& last = lag.source_last_archived_wal();
         return lift_fence("archiver", absl::DeadlineExceededError(absl::StrCat(
                                           walfile, " was not archived (last archived: ",
                                           last.empty() ? "none" : last, ")")));
       }
-      if (!ctx.Sleep(kFencedPollInterval)) return absl::CancelledError("stopped while waiting");
+      return lift_fence("final-replay",
+                        absl::DeadlineExceededError(BehindMessage(lag, final_lsn)));
     }
-    absl::Status replayed =
-        WaitReplayRecordingLag(ctx, "final-replay", final_lsn, deadline, kFencedPollInterval);
-    if (absl::IsDeadlineExceeded(replayed)) return lift_fence("final-replay", replayed);
-    PGH_RETURN_IF_ERROR(replayed);
     ctx.Event("info", "the target replayed the source's last WAL");
   }
   PGH_RETURN_IF_ERROR(over_budget("final-replay"));
@@ -544,8 +624,11 @@ absl::Status Cutover(PhaseContext& ctx) {
       return absl::InternalError("the source's FENCE_STATUS result has no 'fenced' value");
     }
   }
-  PGH_RETURN_IF_ERROR(
-      ctx.Run(plan.target_agent, "promote", SqlTask(v1::SqlQuery::PROMOTE)).status());
+  // Everything the target needs is replayed: it ends recovery without asking the archive for
+  // anything (promotion.h in the agent), and its new timeline's history goes to the new stanza.
+  v1::Task promote = SqlTask(v1::SqlQuery::PROMOTE);
+  promote.mutable_sql()->set_without_restore_command(true);
+  PGH_RETURN_IF_ERROR(ctx.Run(plan.target_agent, "promote", promote).status());
   double downtime = absl::ToDoubleSeconds(ctx.Now() - fenced_at);
   PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
     r.set_target_promoted(true);

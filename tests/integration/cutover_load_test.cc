@@ -321,6 +321,8 @@ TEST_F(CutoverLoadTest, UnderWriteLoadEveryAcknowledgedCommitArrivesAndTheTarget
                 .value_or("?"),
             "00000002");
   EXPECT_EQ(Target().Query("SELECT timeline_id FROM pg_control_checkpoint()").value_or("?"), "2");
+  // Promoted without its restore_command: nothing points at the source's archive any more.
+  EXPECT_EQ(Target().Query("SELECT current_setting('restore_command')").value_or("?"), "");
   // pgbackrest check on the new stanza, with the target agent's own config, as the migration
   // left it: archiving into it works.
   const std::string config_dir =
@@ -419,10 +421,15 @@ TEST_F(CutoverLoadTest, AgentKilledInCatchUpAndControllerKilledWhileFencedStillL
   std::cout << acked.size() << " acknowledged commits\n";
   EXPECT_EQ(MissingOnTarget(acked), std::vector<int64_t>{});
   EXPECT_EQ(Target().Query("SELECT pg_is_in_recovery()").value_or("?"), "f");
-  // Past the stray history file's timeline 2: PostgreSQL picks a timeline no history names.
+  // Promoted without a restore_command, PostgreSQL picks the next timeline from pg_wal alone: 2,
+  // whatever stray history the source's stanza holds; its own history starts the new stanza.
   EXPECT_EQ(Target().Query("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")
                 .value_or("?"),
-            "00000003");
+            "00000002");
+  const std::string new_history =
+      rig_->repo_path() + "/archive/" + kRigStanza + "-new/15-1/00000002.history";
+  EXPECT_TRUE(std::filesystem::exists(new_history)) << new_history;
+  EXPECT_EQ(ReadFile(stray).value_or("?"), "1\t0/3000000\tno recovery target specified\n");
   ExpectSourceRefusesWrites();
   EXPECT_TRUE(absl::StrContains(ReadFile(rig_->controller().log_path()).value_or(""),
                                 "cutover resumed after a controller restart"))

@@ -13,6 +13,7 @@
 #include "common/time_proto.h"
 #include "controller/migration_phases.h"
 #include "controller/phase_context.h"
+#include "controller/phase_tasks.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -80,6 +81,24 @@ class ScriptedContext : public PhaseContext {
           values["last_archived_wal"] = "000000010000000000000009";
           values["last_archived_time"] = "2026-11-26 22:00:01.5+00";
           break;
+        case v1::SqlQuery::WAIT_REPLAYED: {
+          // As the agent does: answers when the LSN is reached, or after wait_seconds.
+          values["lsn"] = step == "final-replay" ? final_replay_lsn_ : replay_lsn_;
+          // The settle waits for one segment past the catch-up: it arrives unless told not to.
+          if (step == "settle" && settle_arrives_) values["lsn"] = task.sql().lsn();
+          values["replay_timestamp"] = replay_timestamp_;
+          values["in_recovery"] = "true";
+          const bool reached = *ParseLsn(values["lsn"]) >= *ParseLsn(task.sql().lsn());
+          values["reached"] = reached ? "true" : "false";
+          if (!reached) now_ += absl::Seconds(task.sql().wait_seconds());
+          break;
+        }
+        case v1::SqlQuery::WAIT_ARCHIVED:
+          values["last_archived_wal"] = last_archived_wal_;
+          values["last_archived_time"] = "2026-11-26 22:00:01.5+00";
+          values["reached"] = last_archived_wal_ >= task.sql().walfile() ? "true" : "false";
+          if (values["reached"] != "true") now_ += absl::Seconds(task.sql().wait_seconds());
+          break;
         case v1::SqlQuery::FENCE_STATUS:
           values = fence_status_;
           break;
@@ -120,6 +139,8 @@ class ScriptedContext : public PhaseContext {
   std::string final_lsn_ = "0/9000100";
   std::string final_replay_lsn_ = "0/9000100";
   std::string replay_timestamp_ = "";
+  std::string last_archived_wal_ = "000000010000000000000009";
+  bool settle_arrives_ = true;
   google::protobuf::Map<std::string, std::string> fence_status_ = FencedStatus();
   std::string source_sum_ = "rows=3 md5=0123456789abcdef0123456789abcdef persistence=p kind=r";
   std::string target_sum_ = source_sum_;
@@ -201,6 +222,61 @@ TEST(CutoverPhaseTest, LagSecondsCountFromTheLastReplayedCommitWhileBehind) {
   ASSERT_TRUE(lag.has_lag_seconds());
   EXPECT_DOUBLE_EQ(lag.lag_seconds(), 10.0);
   EXPECT_EQ(FromProto(lag.measured_at()), ctx.now_);
+}
+
+TEST(CutoverPhaseTest, TheStandbyRetriesFastFromTheGateAndReplaysUpToItBeforeTheFence) {
+  GateContext ctx;
+  ctx.gate_lsn_ = "0/9100000";
+  ASSERT_TRUE(RunPhase("cutover", ctx).ok());
+  auto at = [&ctx](absl::string_view step) {
+    return std::find(ctx.steps_.begin(), ctx.steps_.end(), step) - ctx.steps_.begin();
+  };
+  ASSERT_TRUE(ctx.Ran("fast-retrieval"));
+  EXPECT_EQ(ctx.tasks_["fast-retrieval"].sql().query(), v1::SqlQuery::SET_WAL_RETRIEVE_RETRY);
+  EXPECT_EQ(ctx.tasks_["fast-retrieval"].sql().retry_ms(), 10u);
+  EXPECT_LT(at("gate"), at("fast-retrieval"));
+  EXPECT_LT(at("fast-retrieval"), at("settle"));
+  EXPECT_LT(at("settle"), at("fence"));
+  EXPECT_EQ(ctx.tasks_["settle"].sql().lsn(), "0/9100000");
+  // Both agents wait for the last segment, each on its own server.
+  EXPECT_EQ(ctx.tasks_["archiver"].sql().query(), v1::SqlQuery::WAIT_ARCHIVED);
+  EXPECT_EQ(ctx.tasks_["archiver"].sql().walfile(), "000000010000000000000009");
+  EXPECT_EQ(ctx.tasks_["final-replay"].sql().query(), v1::SqlQuery::WAIT_REPLAYED);
+  EXPECT_EQ(ctx.tasks_["final-replay"].sql().lsn(), "0/9000100");
+  EXPECT_GE(ctx.tasks_["final-replay"].sql().wait_seconds(), 29u);  // the budget left, 30 s
+  EXPECT_TRUE(ctx.tasks_["promote"].sql().without_restore_command());
+  EXPECT_FALSE(ctx.Ran("normal-retrieval"));  // promoted: the standby's pace no longer matters
+}
+
+TEST(CutoverPhaseTest, ATargetThatCannotReplayUpToTheGateFencesNothingAndSlowsItsRetryAgain) {
+  GateContext ctx;
+  ctx.gate_lsn_ = "0/9100000";
+  ctx.settle_arrives_ = false;
+  absl::Status status = RunPhase("cutover", ctx);
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("did not replay up to the source's position at the "
+                                          "gate (0/9100000)"));
+  EXPECT_THAT(status.message(), HasSubstr("Nothing was fenced"));
+  EXPECT_FALSE(ctx.Ran("fence"));
+  EXPECT_FALSE(ctx.record_.source_fenced());
+  ASSERT_TRUE(ctx.Ran("settle-retrieval"));
+  EXPECT_EQ(ctx.tasks_["settle-retrieval"].sql().retry_ms(), 250u);
+}
+
+TEST(CutoverPhaseTest, ALastSegmentNeverArchivedLiftsTheFenceNamingTheArchiver) {
+  ScriptedContext ctx;
+  ctx.last_archived_wal_ = "000000010000000000000008";  // the final switch's 09 never arrives
+  ctx.final_replay_lsn_ = "0/9000000";
+  absl::Status status = RunPhase("cutover", ctx);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("(archiver)"));
+  EXPECT_THAT(status.message(),
+              HasSubstr("000000010000000000000009 was not archived (last archived: "
+                        "000000010000000000000008)"));
+  EXPECT_TRUE(ctx.Ran("unfence"));
+  EXPECT_FALSE(ctx.Ran("promote"));
+  ASSERT_TRUE(ctx.Ran("normal-retrieval"));
+  EXPECT_EQ(ctx.tasks_["normal-retrieval"].sql().retry_ms(), 250u);
 }
 
 TEST(CutoverPhaseTest, MaxDowntimeFromTheCommandOverridesThePlanAndAnOverrunLiftsTheFence) {

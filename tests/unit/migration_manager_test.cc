@@ -133,6 +133,8 @@ class FakeAgent : public AgentSession {
     return "?";
   }
 
+  // How many of the next tasks of each SQL query to report interrupted.
+  std::map<v1::SqlQuery::Query, int> interrupt_;
   bool restored_standby = false;
   bool promoted = false;
   bool restart_needed = false;
@@ -150,6 +152,15 @@ class FakeAgent : public AgentSession {
 
   v1::TaskResult Result(const v1::Task& task) {
     v1::TaskResult result;
+    if (task.has_sql() && interrupt_.count(task.sql().query()) > 0 &&
+        interrupt_[task.sql().query()] > 0) {
+      // As an agent restarted under the task reports it.
+      --interrupt_[task.sql().query()];
+      result.set_state(v1::TaskResult::FAILED);
+      result.set_interrupted(true);
+      result.set_message("interrupted: the agent stopped while this task ran");
+      return result;
+    }
     result.set_state(v1::TaskResult::SUCCEEDED);
     auto& values = *result.mutable_values();
     if (task.has_gather_facts()) *result.mutable_facts() = facts_;
@@ -177,6 +188,15 @@ class FakeAgent : public AgentSession {
           break;
         case v1::SqlQuery::STAT_ARCHIVER:
           values["last_archived_wal"] = "000000010000000000000008";
+          break;
+        case v1::SqlQuery::WAIT_ARCHIVED:
+          values["last_archived_wal"] = task.sql().walfile();
+          values["reached"] = "true";
+          break;
+        case v1::SqlQuery::WAIT_REPLAYED:
+          values["lsn"] = task.sql().lsn();
+          values["in_recovery"] = restored_standby && !promoted ? "true" : "false";
+          values["reached"] = "true";
           break;
         case v1::SqlQuery::PROMOTE:
           promoted = true;
@@ -336,6 +356,31 @@ TEST_F(MigrationManagerTest, RunGoesThroughEveryPhaseInOrderAndCompletes) {
   std::vector<std::string> target_ops = target_->Operations();
   EXPECT_EQ(std::count(target_ops.begin(), target_ops.end(), "pgbackrest restore"), 1);
   EXPECT_EQ(std::count(ops.begin(), ops.end(), "pgbackrest backup"), 1);
+}
+
+TEST_F(MigrationManagerTest, AReadOnlyTaskInterruptedByAnAgentRestartIsSentAgain) {
+  target_->interrupt_[v1::SqlQuery::WAIT_REPLAYED] = 2;  // the catch-up's wait, twice
+  source_->interrupt_[v1::SqlQuery::ENABLE_ARCHIVING] = 1;  // not read-only: never sent again
+  ASSERT_TRUE(Apply().ok());
+  ASSERT_TRUE(Start("run").ok());
+  ASSERT_TRUE(SettlesIn("failed")) << Info().DebugString();
+  EXPECT_EQ(PhaseState("prepare-source"), "failed");
+  std::vector<std::string> ops = source_->Operations();
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), "sql ENABLE_ARCHIVING"), 1);
+  EXPECT_TRUE(absl::StrContains(Info().DebugString(), "interrupted")) << Info().DebugString();
+
+  // The read-only waits of the cutover are sent again and it completes.
+  ASSERT_TRUE(Start("run").ok());
+  ASSERT_TRUE(SettlesIn("completed")) << Info().DebugString();
+  std::vector<v1::Task> waits;
+  for (const v1::Task& task : target_->received()) {
+    if (task.has_sql() && task.sql().query() == v1::SqlQuery::WAIT_REPLAYED) waits.push_back(task);
+  }
+  // catch-up (2 interrupted + 1), settle, final-replay.
+  ASSERT_EQ(waits.size(), 5u);
+  EXPECT_NE(waits[0].task_id(), waits[1].task_id());
+  EXPECT_NE(waits[1].task_id(), waits[2].task_id());
+  EXPECT_TRUE(absl::StrContains(waits[2].task_id(), ".catch-up")) << waits[2].task_id();
 }
 
 TEST_F(MigrationManagerTest, PreflightFailureStopsBeforeAnythingChanges) {

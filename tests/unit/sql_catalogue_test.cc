@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "agent/pg_connection.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -55,6 +57,13 @@ class TestServer {
 
   absl::Status Start() {
     if (cluster_ == nullptr) return absl::FailedPreconditionError("no cluster: InitDb first");
+    return cluster_->Start();
+  }
+
+  absl::Status Restart() {
+    if (cluster_ == nullptr) return absl::FailedPreconditionError("no cluster: InitDb first");
+    absl::Status stopped = cluster_->Stop();
+    if (!stopped.ok()) return stopped;
     return cluster_->Start();
   }
 
@@ -305,12 +314,106 @@ TEST_F(SqlCatalogueTest, StandbyReportsReplayAndPromotes) {
   promote.set_wait_seconds(60);
   absl::StatusOr<Values> promoted = RunSqlQuery(standby_->Connection(), promote);
   ASSERT_TRUE(promoted.ok()) << promoted.status();
-  EXPECT_EQ(*promoted, (Values{{"promoted", "true"}}));
+  EXPECT_EQ(*promoted, (Values{{"promoted", "true"}, {"restore_command_cleared", "false"}}));
 
   absl::StatusOr<Values> after = Run(v1::SqlQuery::LAST_REPLAY_LSN, *standby_);
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->at("in_recovery"), "false");
   EXPECT_TRUE(Run(v1::SqlQuery::CURRENT_WAL_LSN, *standby_).ok());
+}
+
+// The cutover's standby side: wait for a replay LSN, retry the archive faster, promote without
+// asking the archive for anything.
+TEST_F(SqlCatalogueTest, StandbyWaitsForReplayRetriesFasterAndPromotesWithoutRestoreCommand) {
+  ASSERT_TRUE(Exec("CREATE TABLE t AS SELECT 1 AS i").ok());
+  standby_ = std::make_unique<TestServer>(root_, "standby");
+  ASSERT_TRUE(standby_->BaseBackupFrom(*primary_).ok());
+  ASSERT_TRUE(standby_->Start().ok());
+  // A restore_command that finds nothing: the standby streams, as a pgBackRest one would fetch.
+  {
+    absl::StatusOr<PgConnection> conn = PgConnection::Open(standby_->Connection());
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    ASSERT_TRUE(conn->Execute("ALTER SYSTEM SET restore_command = '/bin/false %f %p'").ok());
+    ASSERT_TRUE(ReloadConfigurationAndWait(*conn).ok());
+  }
+
+  ASSERT_TRUE(Exec("INSERT INTO t VALUES (2)").ok());
+  absl::StatusOr<Values> written = Run(v1::SqlQuery::CURRENT_WAL_LSN);
+  ASSERT_TRUE(written.ok()) << written.status();
+  v1::SqlQuery wait;
+  wait.set_query(v1::SqlQuery::WAIT_REPLAYED);
+  wait.set_lsn(written->at("lsn"));
+  wait.set_wait_seconds(30);
+  absl::StatusOr<Values> replayed = RunSqlQuery(standby_->Connection(), wait);
+  ASSERT_TRUE(replayed.ok()) << replayed.status();
+  EXPECT_EQ(replayed->at("reached"), "true");
+  EXPECT_GE(ParseLsn(replayed->at("lsn")), ParseLsn(written->at("lsn")));
+  EXPECT_EQ(replayed->at("in_recovery"), "true");
+
+  // A position nobody wrote: the answer is reached=false after the wait, not an error.
+  wait.set_lsn("FF/0");
+  wait.set_wait_seconds(1);
+  const absl::Time asked = absl::Now();
+  absl::StatusOr<Values> never = RunSqlQuery(standby_->Connection(), wait);
+  ASSERT_TRUE(never.ok()) << never.status();
+  EXPECT_EQ(never->at("reached"), "false");
+  EXPECT_GE(absl::Now() - asked, absl::Seconds(1));
+
+  v1::SqlQuery retry;
+  retry.set_query(v1::SqlQuery::SET_WAL_RETRIEVE_RETRY);
+  retry.set_retry_ms(10);
+  absl::StatusOr<Values> fast = RunSqlQuery(standby_->Connection(), retry);
+  ASSERT_TRUE(fast.ok()) << fast.status();
+  EXPECT_EQ(fast->at("before"), "5s");  // PostgreSQL's default
+  absl::StatusOr<PgConnection> check = PgConnection::Open(standby_->Connection());
+  ASSERT_TRUE(check.ok()) << check.status();
+  absl::StatusOr<Values> now_set = check->ExecuteOneRow(
+      "SELECT current_setting('wal_retrieve_retry_interval') AS retry,"
+      " current_setting('restore_command') AS restore");
+  ASSERT_TRUE(now_set.ok()) << now_set.status();
+  EXPECT_EQ(now_set->at("retry"), "10ms");
+  EXPECT_EQ(now_set->at("restore"), "/bin/false %f %p");
+
+  v1::SqlQuery promote;
+  promote.set_query(v1::SqlQuery::PROMOTE);
+  promote.set_without_restore_command(true);
+  absl::StatusOr<Values> promoted = RunSqlQuery(standby_->Connection(), promote);
+  ASSERT_TRUE(promoted.ok()) << promoted.status();
+  EXPECT_EQ(*promoted, (Values{{"promoted", "true"}, {"restore_command_cleared", "true"}}));
+  absl::StatusOr<PgConnection> after = PgConnection::Open(standby_->Connection());
+  ASSERT_TRUE(after.ok()) << after.status();
+  absl::StatusOr<Values> state = after->ExecuteOneRow(
+      "SELECT pg_is_in_recovery()::text AS in_recovery,"
+      " current_setting('restore_command') AS restore,"
+      " (SELECT count(*) FROM t)::text AS rows");
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, (Values{{"in_recovery", "false"}, {"restore", ""}, {"rows", "2"}}));
+}
+
+TEST_F(SqlCatalogueTest, WaitArchivedAnswersOnceTheSegmentIsArchived) {
+  ASSERT_TRUE(Exec("ALTER SYSTEM SET archive_mode = on").ok());
+  ASSERT_TRUE(Exec("ALTER SYSTEM SET archive_command = '/bin/true'").ok());
+  ASSERT_TRUE(primary_->Restart().ok());
+  ASSERT_TRUE(Exec("CREATE TABLE t AS SELECT 1 AS i").ok());
+  absl::StatusOr<Values> switched = Run(v1::SqlQuery::SWITCH_WAL);
+  ASSERT_TRUE(switched.ok()) << switched.status();
+  v1::SqlQuery wait;
+  wait.set_query(v1::SqlQuery::WAIT_ARCHIVED);
+  wait.set_walfile(switched->at("walfile"));
+  wait.set_wait_seconds(30);
+  absl::StatusOr<Values> archived = RunSqlQuery(primary_->Connection(), wait);
+  ASSERT_TRUE(archived.ok()) << archived.status();
+  EXPECT_EQ(archived->at("reached"), "true");
+  EXPECT_GE(archived->at("last_archived_wal"), switched->at("walfile"));
+  EXPECT_NE(archived->at("archived_count"), "0");
+
+  // A segment far ahead: not reached when the wait runs out.
+  wait.set_walfile("0000000100000000000000FF");
+  wait.set_wait_seconds(1);
+  absl::StatusOr<Values> not_yet = RunSqlQuery(primary_->Connection(), wait);
+  ASSERT_TRUE(not_yet.ok()) << not_yet.status();
+  EXPECT_EQ(not_yet->at("reached"), "false");
+  EXPECT_EQ(not_yet->at("last_archived_wal"), archived->at("last_archived_wal"));
 }
 
 TEST_F(SqlCatalogueTest, StatementTimeoutIsDeadlineExceededWithItsSqlState) {
@@ -373,6 +476,35 @@ TEST(SqlCatalogueNoServerTest, PromoteWaitOverAnHourIsRefusedBeforeConnecting) {
   request.set_wait_seconds(3601);
   absl::StatusOr<Values> values = RunSqlQuery(conn, request);
   EXPECT_EQ(values.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SqlCatalogueNoServerTest, MalformedWaitsAndRetriesAreRefusedBeforeConnecting) {
+  PostgresConnection conn;
+  conn.socket_dir = "/nonexistent/pghaul-socket-dir";
+  auto refused = [&conn](v1::SqlQuery request, absl::string_view saying) {
+    absl::StatusOr<Values> values = RunSqlQuery(conn, request);
+    EXPECT_EQ(values.status().code(), absl::StatusCode::kInvalidArgument) << values.status();
+    EXPECT_THAT(values.status().message(), HasSubstr(saying));
+  };
+  v1::SqlQuery archived;
+  archived.set_query(v1::SqlQuery::WAIT_ARCHIVED);
+  for (const char* walfile : {"", "00000001000000000000000; rm -rf /", "../../etc/passwd"}) {
+    archived.set_walfile(walfile);
+    refused(archived, "24 upper-case hex");
+  }
+  archived.set_walfile("000000010000000000000003");
+  archived.set_wait_seconds(3601);
+  refused(archived, "at most 3600");
+  v1::SqlQuery replayed;
+  replayed.set_query(v1::SqlQuery::WAIT_REPLAYED);
+  replayed.set_lsn("0/0'; DROP TABLE t; --");
+  refused(replayed, "upper-case hex");
+  v1::SqlQuery retry;
+  retry.set_query(v1::SqlQuery::SET_WAL_RETRIEVE_RETRY);
+  for (uint32_t ms : {0u, 9u, 60001u}) {
+    retry.set_retry_ms(ms);
+    refused(retry, "10 to 60000");
+  }
 }
 
 }  // namespace

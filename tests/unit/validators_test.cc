@@ -78,6 +78,17 @@ TEST(ValidatorsTest, LsnRefusesAnythingElse) {
   }
 }
 
+TEST(ValidatorsTest, WalFileNameIsTwentyFourUpperCaseHexDigits) {
+  EXPECT_TRUE(ValidateWalFileName("000000010000000000000003").ok());
+  EXPECT_TRUE(ValidateWalFileName("0000000A00000001000000FF").ok());
+  for (const char* walfile :
+       {"", "00000001000000000000003", "0000000100000000000000030", "00000001000000000000000a",
+        "000000010000000000000003.partial", "00000002.history", "../00000001000000000000000",
+        "00000001000000000000000;"}) {
+    EXPECT_THAT(ValidateWalFileName(walfile), IsInvalidSaying("24 upper-case hex")) << walfile;
+  }
+}
+
 TEST(ValidatorsTest, TargetTimeAcceptsTimestampsWithAnOffset) {
   for (const char* time : {"2024-05-01 13:45:00+00", "2024-05-01 13:45:00.123456-07:30",
                            "2024-02-29 00:00:00.1+14", "1999-12-31 23:59:59+05:45"}) {
