@@ -26,10 +26,12 @@
 // the promoted target (cutover.new_stanza: main-mN), so that no two runs' timeline-2 WAL meet.
 // The baseline restores the backup the pghaul run of the same round just took. The cutover's
 // verify_checksums is false for the headline numbers; --verify-runs adds pghaul runs with it
-// true at the smallest scale. Hosts are network namespaces on this machine (shared cores and
-// page cache). Needs root; leaves nothing behind.
+// true at the smallest scale, --async-runs pghaul runs with repository.archive_async: true
+// there. Hosts are network namespaces on this machine (shared cores and page cache). Needs
+// root; leaves nothing behind.
 //
 //   build/bench/cutover_downtime_bench [--scales=10,100] [--runs=5] [--verify-runs=0]
+//                                      [--async-runs=0]
 //                                      [--keep-logs=DIR]   (each scale's controller log)
 #include <signal.h>
 #include <unistd.h>
@@ -82,6 +84,7 @@ struct Options {
   std::vector<int> scales = {10, 100};
   int runs = 5;
   int verify_runs = 0;
+  int async_runs = 0;  // pghaul runs with repository.archive_async: true (smallest scale only)
   std::string keep_logs;  // a directory to copy each scale's controller log into; "": none
 };
 
@@ -128,6 +131,7 @@ struct ScaleResult {
   std::string size;
   std::vector<double> pghaul;
   std::vector<double> pghaul_verify;
+  std::vector<double> pghaul_async;
   std::vector<double> baseline;
 };
 
@@ -150,6 +154,13 @@ class ScaleBench {
                 << options_.verify_runs << "\n";
       PGH_ASSIGN_OR_RETURN(double p, PghaulRun(/*verify_checksums=*/true));
       result_.pghaul_verify.push_back(p);
+    }
+    for (int round = 1; round <= options_.async_runs; ++round) {
+      std::cout << "== scale " << result_.scale << ", archive_async round " << round << " of "
+                << options_.async_runs << "\n";
+      PGH_ASSIGN_OR_RETURN(double p,
+                           PghaulRun(/*verify_checksums=*/false, /*archive_async=*/true));
+      result_.pghaul_async.push_back(p);
     }
     return absl::OkStatus();
   }
@@ -291,9 +302,10 @@ class ScaleBench {
     return Legacy().Query("SELECT pg_reload_conf()").status();
   }
 
-  absl::StatusOr<double> PghaulRun(bool verify_checksums) {
+  absl::StatusOr<double> PghaulRun(bool verify_checksums, bool archive_async = false) {
     const std::string name = absl::StrCat("m", ++migrations_);
     integration::PlanSpec spec = rig_->PosixPlan(name);
+    if (archive_async) absl::StrAppend(&spec.repository, "  archive_async: true\n");
     spec.cutover = absl::StrCat("{max_lag: 64MB, max_downtime: 60s, verify_checksums: ",
                                 verify_checksums ? "true" : "false", ", new_stanza: main-", name,
                                 "}");
@@ -318,9 +330,11 @@ class ScaleBench {
     }
     const double downtime = downtime_json.get<double>();
     std::cout << absl::StrFormat(
-        "  pghaul %s (verify_checksums %s): downtime %.3f s (backup phase %.1f s, standby "
-        "restore %.1f s, `pghaul cutover` incl. the new stanza's backup %.1f s)\n",
-        name, verify_checksums ? "true" : "false", downtime, backup, standby, command);
+        "  pghaul %s (verify_checksums %s, archive_async %s): downtime %.3f s (backup phase "
+        "%.1f s, standby restore %.1f s, `pghaul cutover` incl. the new stanza's backup %.1f "
+        "s)\n",
+        name, verify_checksums ? "true" : "false", archive_async ? "true" : "false", downtime,
+        backup, standby, command);
     PGH_RETURN_IF_ERROR(CheckNothingLost());
     PGH_RETURN_IF_ERROR(Unfence());
     return downtime;
@@ -472,6 +486,13 @@ void Report(const std::vector<ScaleResult>& results) {
                                    data, r.pghaul_verify.size(), v.median, v.min, v.max,
                                    b.median > 0 ? v.median / b.median : 0.0);
     }
+    if (!r.pghaul_async.empty()) {
+      const Stats a = Summarise(r.pghaul_async);
+      std::cout << absl::StrFormat("| %s | pghaul, repository.archive_async true | %d | %.2f | "
+                                   "%.2f | %.2f | %.2f |\n",
+                                   data, r.pghaul_async.size(), a.median, a.min, a.max,
+                                   b.median > 0 ? a.median / b.median : 0.0);
+    }
   }
   if (results.size() >= 2) {
     const double first = Summarise(results.front().pghaul).median;
@@ -489,6 +510,9 @@ void Report(const std::vector<ScaleResult>& results) {
     std::cout << "scale " << r.scale << " every run: pghaul [" << list(r.pghaul)
               << "], baseline [" << list(r.baseline) << "]";
     if (!r.pghaul_verify.empty()) std::cout << ", pghaul verify [" << list(r.pghaul_verify) << "]";
+    if (!r.pghaul_async.empty()) {
+      std::cout << ", pghaul archive_async [" << list(r.pghaul_async) << "]";
+    }
     std::cout << "\n";
   }
 }
@@ -520,14 +544,15 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (!pghaul::bench::ParseScales(arg, &options.scales) &&
         !pghaul::bench::ParseInt(arg, "--runs", &options.runs) &&
-        !pghaul::bench::ParseInt(arg, "--verify-runs", &options.verify_runs)) {
+        !pghaul::bench::ParseInt(arg, "--verify-runs", &options.verify_runs) &&
+        !pghaul::bench::ParseInt(arg, "--async-runs", &options.async_runs)) {
       if (arg.rfind("--keep-logs=", 0) == 0) {
         options.keep_logs = arg.substr(std::string("--keep-logs=").size());
         continue;
       }
       std::cerr << "cutover_downtime_bench: unknown argument '" << arg
                 << "'; usage: cutover_downtime_bench [--scales=10,100] [--runs=N] "
-                   "[--verify-runs=N] [--keep-logs=DIR]\n";
+                   "[--verify-runs=N] [--async-runs=N] [--keep-logs=DIR]\n";
       return 64;
     }
   }
@@ -544,7 +569,10 @@ int main(int argc, char** argv) {
   const absl::Time start = absl::Now();
   for (size_t i = 0; i < options.scales.size(); ++i) {
     pghaul::bench::Options this_scale = options;
-    if (i != 0) this_scale.verify_runs = 0;  // verify_checksums true: the smallest scale only
+    if (i != 0) {  // verify_checksums true and archive_async: the smallest scale only
+      this_scale.verify_runs = 0;
+      this_scale.async_runs = 0;
+    }
     pghaul::bench::ScaleBench bench(options.scales[i], this_scale);
     absl::Status status = bench.Run();
     results.push_back(bench.result());
