@@ -43,9 +43,49 @@ constexpr char kSettingsSql[] =
     "set_config('TimeZone', 'UTC', true), set_config('work_mem', '64MB', true)";
 constexpr char kInRecoverySql[] = "SELECT pg_is_in_recovery()::text AS in_recovery";
 // format('%I.%I') quotes the names the server's way: the only way a name reaches SQL text.
+// column_hash: when every column is of a type listed there (a deterministic collation for
+// strings), the per-row hash expression of kColumnSumPrefix; format(NULL, ...) is NULL, so one
+// column of another type makes it NULL (""), never a hash that leaves a column out.
+// typed_hash: every column is of a type whose own hash tells apart any two values that print
+// differently (bool, bytea, "char", name, int8, int2, int4, text, oid, bpchar, varchar, date,
+// time, timestamp, timestamptz, uuid), collatable ones with a deterministic collation. Not
+// numeric (1.0 and 1.00 hash alike), float (-0 and 0), interval ('1 day' and '24 hours'), jsonb
+// (its numbers, likewise), nor anything else: those tables hash their rows' text.
 constexpr char kRelationsSql[] = R"sql(
 SELECT n.nspname, c.relname, c.relkind::text, c.relpersistence::text, c.relispopulated::text,
-       format('%I.%I', n.nspname, c.relname), c.relpages::text
+       format('%I.%I', n.nspname, c.relname), c.relpages::text,
+       (NOT EXISTS (
+          SELECT 1 FROM pg_attribute a LEFT JOIN pg_collation co ON co.oid = a.attcollation
+           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             AND (a.atttypid NOT IN (16, 17, 18, 19, 20, 21, 23, 25, 26, 1042, 1043, 1082, 1083,
+                                     1114, 1184, 2950)
+                  OR NOT coalesce(co.collisdeterministic, true))))::text,
+       (SELECT CASE WHEN bool_and(h.term IS NOT NULL)
+                    THEN string_agg(h.term, ' # ' ORDER BY h.attnum) END
+          FROM (SELECT v.attnum,
+                       CASE WHEN v.deterministic AND v.hash IS NOT NULL THEN
+                         format('coalesce(%s, hashint4extended(%s, 0))', v.hash, v.attnum)
+                       END AS term
+                  FROM (SELECT a.attnum, coalesce(co.collisdeterministic, true) AS deterministic,
+                               format(CASE a.atttypid
+                                 WHEN 16 THEN 'hashint4extended(r.%I::int4, %s)'
+                                 WHEN 19 THEN 'hashnameextended(r.%I, %s)'
+                                 WHEN 20 THEN 'hashint8extended(r.%I, %s)'
+                                 WHEN 21 THEN 'hashint2extended(r.%I, %s)'
+                                 WHEN 23 THEN 'hashint4extended(r.%I, %s)'
+                                 WHEN 25 THEN 'hashtextextended(r.%I, %s)'
+                                 WHEN 26 THEN 'hashoidextended(r.%I, %s)'
+                                 WHEN 1042 THEN 'hashbpcharextended(r.%I, %s)'
+                                 WHEN 1043 THEN 'hashtextextended(r.%I::text, %s)'
+                                 WHEN 1083 THEN 'time_hash_extended(r.%I, %s)'
+                                 WHEN 1114 THEN 'timestamp_hash_extended(r.%I, %s)'
+                                 WHEN 1184 THEN 'timestamp_hash_extended(r.%I::timestamp, %s)'
+                                 WHEN 2950 THEN 'uuid_hash_extended(r.%I, %s)'
+                                 END, a.attname, a.attnum) AS hash
+                          FROM pg_attribute a
+                          LEFT JOIN pg_collation co ON co.oid = a.attcollation
+                         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS v)
+               AS h)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'm') AND c.relpersistence IN ('p', 'u')
    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
@@ -60,6 +100,17 @@ constexpr char kExportSnapshotSql[] = "SELECT pg_export_snapshot() AS snapshot";
 // same whatever the order the rows are read in. sum(bigint) is numeric: it cannot overflow.
 constexpr char kTableSumPrefix[] =
     "SELECT count(*)::text, coalesce(sum(hashtextextended(ROW(r.*)::text, 0)), 0)::text FROM ";
+// The same sum of a 64-bit hash per row, each column hashed by its own type (no text is made):
+// about twice as fast on tables of integers and strings. Only for typed_hash tables.
+constexpr char kTableTypedSumPrefix[] =
+    "SELECT count(*)::text, coalesce(sum(hash_record_extended(ROW(r.*), 0)), 0)::text FROM ";
+// Faster still (no row value is built): the row's hash is the XOR of each column's own extended
+// hash seeded with its column number n (NULL: hashint4extended(n, 0), a constant of its own per
+// column, so that a column added with only NULLs changes every row's hash), for tables whose
+// every column is of a type with an SQL-callable hash (kRelationsSql's column_hash, built by the
+// server with format('%I')).
+constexpr char kColumnSumPrefix[] = "SELECT count(*)::text, coalesce(sum(";
+constexpr char kColumnSumMiddle[] = "), 0)::text FROM ";
 constexpr char kTableSumSuffix[] = " AS r";
 constexpr char kDeclareLargeObjectsSql[] =
     "DECLARE pghaul_rows NO SCROLL CURSOR FOR"
@@ -128,6 +179,8 @@ struct TableJob {
   std::string qualified;  // quoted by the server
   std::string tail;       // " persistence=<p> kind=<k>"
   int64_t pages = 0;      // pg_class.relpages: the server's estimate of its size
+  bool typed_hash = false;  // every column's type hashes exactly (kRelationsSql)
+  std::string column_hash = "";  // the per-column hash expression, or "" (kRelationsSql)
   absl::StatusOr<Digest> digest = absl::UnknownError("not read");
 };
 
@@ -202,7 +255,12 @@ void ReadTables(const PostgresConnection& target, const PgSessionOptions& sessio
         Run(conn, set_snapshot.c_str(), database, "importing the snapshot", canceller));
     PGH_RETURN_IF_ERROR(Run(conn, kSettingsSql, database, "session settings", canceller));
     while (TableJob* job = queue.Next()) {
-      const std::string sum = absl::StrCat(kTableSumPrefix, job->qualified, kTableSumSuffix);
+      const std::string sum =
+          !job->column_hash.empty()
+              ? absl::StrCat(kColumnSumPrefix, job->column_hash, kColumnSumMiddle, job->qualified,
+                             kTableSumSuffix)
+              : absl::StrCat(job->typed_hash ? kTableTypedSumPrefix : kTableSumPrefix,
+                             job->qualified, kTableSumSuffix);
       absl::StatusOr<PgResult> result = conn.Execute(sum.c_str());
       if (!result.ok()) return Context(result.status(), database, job->qualified, canceller);
       if (result->rows() != 1 || result->columns() != 2) {
@@ -267,6 +325,8 @@ class DatabaseReader {
       }
       TableJob job{key, relations->Value(row, 5), tail};
       absl::SimpleAtoi(relations->Value(row, 6), &job.pages);
+      job.typed_hash = relations->Value(row, 7) == "true";
+      job.column_hash = relations->Value(row, 8);
       jobs.push_back(std::move(job));
     }
     // Largest first, so that no worker starts a big table when the others are nearly done.

@@ -12,10 +12,14 @@
 //   - its large objects; its sequences.
 // Values, keyed "<db>/<schema>.<name>" (names as they are, unquoted):
 //   "rows=<n> md5=<32 hex> persistence=<p|u> kind=<r|m>"
-//     md5 is the md5 of "<rows>:<sum>" where sum is PostgreSQL's
-//     sum(hashtextextended(ROW(r.*)::text, 0)) over the table (numeric, 0 when empty): one
-//     pass over the table, no sort, order-independent, and PostgreSQL may run it with parallel
-//     workers. A 64-bit hash per row: an accidental change goes unnoticed with a probability of
+//     md5 is the md5 of "<rows>:<sum>" where sum is PostgreSQL's sum (numeric, 0 when empty) of
+//     a 64-bit hash per row, by the table's column types (docs/preflight.md, Data): the XOR of
+//     each column's own extended hash seeded with its number when every column is of a common
+//     type (bool, integers, oid, text, varchar, bpchar, name, time, timestamp[tz], uuid),
+//     hash_record_extended(ROW(r.*), 0) when bytea, "char" or date are among them, else
+//     hashtextextended(ROW(r.*)::text, 0). Strings need a deterministic collation for the first
+//     two. One pass over the table, no sort, order-independent, and PostgreSQL may run it with
+//     parallel workers. A 64-bit hash per row: an accidental change goes unnoticed with a probability of
 //     about 2^-64 (pgcopydb sums the 32-bit hashtext). Locating rows (row_ranges.h) uses md5s.
 //     On a server in recovery, an unlogged table cannot be read at all ("cannot access temporary
 //     or unlogged relations during recovery"): it is reported "rows=0 md5= persistence=u" without

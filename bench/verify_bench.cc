@@ -6,7 +6,10 @@
 //              controller and both agents)
 //   baseline   what newer pgcopydb's `compare data` runs: per table
 //              `SELECT count(*), sum(hashtext(t::text)) FROM t`, one table after another, on the
-//              source, then the same on the target (psql per table; timed per side)
+//              source, then the same on the target (psql per table; timed per side), with
+//              PostgreSQL's parallel workers allowed (its default); and once more on the source
+//              with max_parallel_workers_per_gather = 0, one process per table: the issue's
+//              "one table at a time"
 //
 // The pair: pgbench at --scale plus a table of --random-mb MB of random text, on a source host,
 // backed up and restored (`pghaul run --until restore`, a rehearsal copy) to a target host. Both
@@ -25,8 +28,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "tests/integration/fixture/command.h"
 #include "tests/integration/fixture/migration_fixture.h"
@@ -44,6 +49,32 @@ struct Options {
   int runs = 1;         // each measurement repeated; the median is reported
 };
 
+// The verify phase's own duration as the controller journaled it (started_at to finished_at),
+// without the CLI's polling around it.
+absl::StatusOr<double> VerifyPhaseSeconds(MigrationRig& rig) {
+  PGH_ASSIGN_OR_RETURN(nlohmann::json status, rig.Status("m1"));
+  if (!status.contains("phases") || !status["phases"].is_array()) {
+    return absl::InternalError("status has no phases");
+  }
+  for (const nlohmann::json& phase : status["phases"]) {
+    if (!phase.is_object() || phase.value("name", "") != "verify") continue;
+    absl::Time started, finished;
+    std::string error;
+    if (!absl::ParseTime(absl::RFC3339_full, phase.value("started_at", ""), &started, &error) ||
+        !absl::ParseTime(absl::RFC3339_full, phase.value("finished_at", ""), &finished, &error)) {
+      return absl::InternalError(absl::StrCat("verify phase times: ", error, " in ", phase.dump()));
+    }
+    return absl::ToDoubleSeconds(finished - started);
+  }
+  return absl::InternalError("status has no verify phase");
+}
+
+std::string List(const std::vector<double>& values) {
+  std::vector<std::string> parts;
+  for (double v : values) parts.push_back(absl::StrFormat("%.2f", v));
+  return absl::StrJoin(parts, ", ");
+}
+
 double Median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   size_t n = values.size();
@@ -51,7 +82,9 @@ double Median(std::vector<double> values) {
 }
 
 // The baseline on one cluster: the tables listed, then one query per table, one after another.
-absl::StatusOr<double> Baseline(const PgCluster& cluster) {
+// `parallel` false: with max_parallel_workers_per_gather = 0, one process per table, as the
+// issue's "one table at a time" (12 s by hand for one side of the 1.9 GB pair).
+absl::StatusOr<double> Baseline(const PgCluster& cluster, bool parallel = true) {
   const absl::Time start = absl::Now();
   PGH_ASSIGN_OR_RETURN(
       std::string tables,
@@ -59,7 +92,9 @@ absl::StatusOr<double> Baseline(const PgCluster& cluster) {
                     "ORDER BY 1"));
   for (absl::string_view table : absl::StrSplit(tables, '\n', absl::SkipEmpty())) {
     PGH_RETURN_IF_ERROR(
-        cluster.Query(absl::StrCat("SELECT count(*), sum(hashtext(t::text)) FROM ", table, " AS t"))
+        cluster
+            .Query(absl::StrCat(parallel ? "" : "SET max_parallel_workers_per_gather = 0; ",
+                                "SELECT count(*), sum(hashtext(t::text)) FROM ", table, " AS t"))
             .status());
   }
   return absl::ToDoubleSeconds(absl::Now() - start);
@@ -111,8 +146,10 @@ absl::Status Run(const Options& options) {
   PGH_RETURN_IF_ERROR(Baseline(copy).status());
 
   std::vector<double> pghaul;
+  std::vector<double> pghaul_phase;
   std::vector<double> baseline_source;
   std::vector<double> baseline_target;
+  std::vector<double> baseline_serial;
   for (int run = 0; run < options.runs; ++run) {
     start = absl::Now();
     PGH_ASSIGN_OR_RETURN(integration::CommandResult verified,
@@ -122,21 +159,33 @@ absl::Status Run(const Options& options) {
           absl::StrCat("verify: ", verified.stdout_text, verified.stderr_text));
     }
     pghaul.push_back(absl::ToDoubleSeconds(absl::Now() - start));
+    PGH_ASSIGN_OR_RETURN(double phase, VerifyPhaseSeconds(*rig));
+    pghaul_phase.push_back(phase);
     PGH_ASSIGN_OR_RETURN(double s, Baseline(legacy));
     baseline_source.push_back(s);
     PGH_ASSIGN_OR_RETURN(double t, Baseline(copy));
     baseline_target.push_back(t);
+    PGH_ASSIGN_OR_RETURN(double serial, Baseline(legacy, /*parallel=*/false));
+    baseline_serial.push_back(serial);
   }
   const double p = Median(pghaul);
+  const double ph = Median(pghaul_phase);
   const double s = Median(baseline_source);
   const double t = Median(baseline_target);
-  std::cout << "\n| data | pghaul verify (both sides, schema + data) | baseline source | "
-               "baseline target | baseline both (one after the other) | baseline one side / "
-               "pghaul both |\n|---|---|---|---|---|---|\n"
+  const double one = Median(baseline_serial);
+  std::cout << "\n| data | pghaul verify, both sides (`pghaul verify` / the phase) | baseline "
+               "source | baseline target | baseline both (one after the other) | baseline one "
+               "side / pghaul both | baseline source without parallel workers | that / pghaul "
+               "both |\n|---|---|---|---|---|---|---|---|\n"
             << absl::StrFormat(
-                   "| pgbench -s %d + %d MB random text (%s) | %.1f s | %.1f s | "
-                   "%.1f s | %.1f s | %.2f |\n",
-                   options.scale, options.random_mb, size, p, s, t, s + t, s / p);
+                   "| pgbench -s %d + %d MB random text (%s) | %.2f s / %.2f s | %.2f s | "
+                   "%.2f s | %.2f s | %.2f | %.2f s | %.2f |\n",
+                   options.scale, options.random_mb, size, p, ph, s, t, s + t, s / p, one,
+                   one / p)
+            << "every run: pghaul verify [" << List(pghaul) << "], its phase ["
+            << List(pghaul_phase) << "], baseline source [" << List(baseline_source)
+            << "], baseline target [" << List(baseline_target)
+            << "], baseline source without parallel workers [" << List(baseline_serial) << "]\n";
   return absl::OkStatus();
 }
 

@@ -133,6 +133,11 @@ absl::StatusOr<CommandOutput> FollowMigration(ControllerClient& client,
   absl::Time outage_since = absl::InfiniteFuture();
   absl::Time last_progress_line = absl::InfinitePast();
   v1::MigrationInfo migration;
+  const absl::Time started = env.clock->Now();
+  auto poll_interval = [&env, started] {
+    return env.clock->Now() - started < kFollowEagerFor ? kFollowEagerPollInterval
+                                                        : kFollowPollInterval;
+  };
   while (true) {
     absl::StatusOr<v1::MigrationInfo> polled =
         client.GetMigration(request.migration_id, after, max_events);
@@ -159,7 +164,7 @@ absl::StatusOr<CommandOutput> FollowMigration(ControllerClient& client,
       }
       line.Show(absl::StrCat("the controller does not answer (", HumanDuration(now - outage_since),
                              "); retrying for up to ", HumanDuration(kFollowOutageGrace)));
-      sleep(kFollowPollInterval);
+      sleep(poll_interval());
       continue;
     }
     if (!outage.ok() && env.terminal == nullptr && env.err != nullptr) {
@@ -187,7 +192,7 @@ absl::StatusOr<CommandOutput> FollowMigration(ControllerClient& client,
         last_progress_line = now;
       }
     }
-    sleep(kFollowPollInterval);
+    sleep(poll_interval());
   }
   line.Clear();
   return FollowOutcome(migration, request.goal, request.format);

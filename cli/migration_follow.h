@@ -27,6 +27,10 @@
 namespace pghaul::cli {
 
 inline constexpr absl::Duration kFollowPollInterval = absl::Milliseconds(500);
+// For its first seconds, following polls faster: a short phase (verify of a small database, a
+// cutover's last steps) then ends on screen within 100 ms of its end, not up to 500 ms after.
+inline constexpr absl::Duration kFollowEagerPollInterval = absl::Milliseconds(100);
+inline constexpr absl::Duration kFollowEagerFor = absl::Seconds(10);
 // Without a terminal, progress is printed at most this often.
 inline constexpr absl::Duration kFollowProgressInterval = absl::Seconds(5);
 // How long the controller may stay unreachable while following before pghaul gives up.

@@ -718,7 +718,23 @@ TEST_F(MigrationsCliTest, WatchPrintsEachEventOnceAndExits0WhenCompleted) {
   EXPECT_EQ(requests[3].events_after(), 3u);
   EXPECT_EQ(requests[3].max_events(), kFollowMaxEvents);
   EXPECT_THAT(sleeps_, SizeIs(3));
-  EXPECT_THAT(sleeps_, Each(Eq(absl::Milliseconds(500))));
+  EXPECT_THAT(sleeps_, Each(Eq(absl::Milliseconds(100))));  // the first 10 s: eager
+}
+
+TEST_F(MigrationsCliTest, WatchPollsEvery100MsForTenSecondsThenEvery500Ms) {
+  service_.Modify([](v1::MigrationInfo& m) {
+    m.set_state("running");
+    m.set_phase("backup");
+  });
+  // 105 polls, the last one sees the end: 104 sleeps, 100 in the first 10 s, then 4 slow ones.
+  std::vector<Step> script(104, Step());
+  script.push_back(Ends("completed", ""));
+  service_.SetScript(script);
+  EXPECT_EQ(Run({"watch", "m1"}), 0);
+  ASSERT_THAT(sleeps_, SizeIs(104));
+  for (size_t i = 0; i < sleeps_.size(); ++i) {
+    EXPECT_EQ(sleeps_[i], i < 100 ? absl::Milliseconds(100) : absl::Milliseconds(500)) << i;
+  }
 }
 
 TEST_F(MigrationsCliTest, WatchOfAFailedMigrationExits1WithItsMessage) {
@@ -796,21 +812,23 @@ TEST_F(MigrationsCliTest, WatchWithoutATerminalPrintsProgressAtMostEvery5Seconds
     m.set_state("running");
     m.set_phase("restore");
   });
-  // 25 polls with progress, 500 ms apart: 12 s, so lines at 0 s, 5 s and 10 s.
+  // 111 polls with progress: 100 ms apart for 10 s, then 500 ms apart (15 s in all), so lines
+  // at 0 s, 5 s, 10 s and 15 s.
   std::vector<Step> script;
-  for (int i = 0; i < 25; ++i) script.push_back(Progress(i * 4));
+  for (int i = 0; i < 111; ++i) script.push_back(Progress(i * 0.5));
   script.push_back(Ends("completed", ""));
   service_.SetScript(script);
   EXPECT_EQ(Run({"watch", "m1"}), 0);
   std::vector<std::string> lines = Lines(out_.str());
-  ASSERT_THAT(lines, SizeIs(4));
+  ASSERT_THAT(lines, SizeIs(5));
   std::string clock = absl::FormatTime("%H:%M:%S", kNow, absl::LocalTimeZone());
   EXPECT_EQ(lines[0], absl::StrCat(clock,
                                    "  restore         progress 0%  0 B / 4.0 GiB  "
                                    "120 MiB/s  ETA 1m20s"));
-  EXPECT_THAT(lines[1], HasSubstr("  restore         progress 40%  1.6 GiB / 4.0 GiB"));
-  EXPECT_THAT(lines[2], HasSubstr("  restore         progress 80%  3.2 GiB / 4.0 GiB"));
-  EXPECT_EQ(lines[3], "migration m1 completed");
+  EXPECT_THAT(lines[1], HasSubstr("  restore         progress 25%  1.0 GiB / 4.0 GiB"));
+  EXPECT_THAT(lines[2], HasSubstr("  restore         progress 50%  2.0 GiB / 4.0 GiB"));
+  EXPECT_THAT(lines[3], HasSubstr("  restore         progress 55%  2.2 GiB / 4.0 GiB"));
+  EXPECT_EQ(lines[4], "migration m1 completed");
   EXPECT_EQ(err_.str(), "");
 }
 

@@ -144,6 +144,102 @@ TEST_F(TableChecksumsTest, Md5IsOfTheRowCountAndPostgresSumOfRowHashes) {
   EXPECT_EQ(again->at("postgres/app.items"), values->at("postgres/app.items"));
 }
 
+TEST_F(TableChecksumsTest, TablesOfExactlyHashedTypesHashEachColumnByItsType) {
+  Sql("CREATE TABLE typed (id int8, small int2, n int4, flag bool, name text, code char(6), "
+      "label varchar(20), day date, at timestamptz, key uuid, blob bytea)");
+  Sql("INSERT INTO typed SELECT i, i % 100, i * 7, i % 2 = 0, CASE WHEN i % 5 = 0 THEN NULL "
+      "ELSE 'row ' || i END, 'c' || i % 9, 'l' || i, date '2024-02-29' + i, "
+      "timestamptz '2024-02-29 12:00:00+02' + i * interval '1 minute', "
+      "md5(i::text)::uuid, decode(md5(i::text), 'hex') FROM generate_series(1, 3000) AS i");
+  absl::StatusOr<Values> values = Checksums(*primary_);
+  ASSERT_TRUE(values.ok()) << values.status();
+  const std::string expected = Sql(
+      "SELECT md5(count(*) || ':' || coalesce(sum(hash_record_extended(ROW(t.*), 0)), 0)) "
+      "FROM typed AS t");
+  ASSERT_THAT(expected, MatchesRegex("[0-9a-f]{32}"));
+  EXPECT_EQ(values->at("postgres/public.typed"),
+            absl::StrCat("rows=3000 md5=", expected, " persistence=p kind=r"));
+  Sql("UPDATE typed SET code = 'c9' WHERE id = 17");
+  absl::StatusOr<Values> changed = Checksums(*primary_);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_NE(changed->at("postgres/public.typed"), values->at("postgres/public.typed"));
+}
+
+TEST_F(TableChecksumsTest, TablesOfCommonTypesHashEachColumnSeededWithItsNumber) {
+  Sql("CREATE TABLE plain (id int8, small int2, n int4, flag bool, note text, code char(6), "
+      "label varchar(20), at timestamptz, local timestamp, t time, key uuid, nm name, o oid)");
+  Sql("INSERT INTO plain SELECT i, i % 100, i * 7, i % 2 = 0, CASE WHEN i % 5 = 0 THEN NULL "
+      "ELSE 'row ' || i END, 'c' || i % 9, 'l' || i, "
+      "timestamptz '2024-02-29 12:00:00+02' + i * interval '1 minute', "
+      "timestamp '2024-02-29 12:00:00' + i * interval '1 second', time '10:00' + i * "
+      "interval '1 second', md5(i::text)::uuid, 'n' || i, i FROM generate_series(1, 3000) AS i");
+  absl::StatusOr<Values> values = Checksums(*primary_);
+  ASSERT_TRUE(values.ok()) << values.status();
+  // The definition, written out (the agent's session is in UTC, like this one).
+  const std::string expected = Sql(
+      "SET TimeZone = 'UTC'; SELECT md5(count(*) || ':' || coalesce(sum("
+      "coalesce(hashint8extended(id, 1), hashint4extended(1, 0)) # "
+      "coalesce(hashint2extended(small, 2), hashint4extended(2, 0)) # "
+      "coalesce(hashint4extended(n, 3), hashint4extended(3, 0)) # "
+      "coalesce(hashint4extended(flag::int4, 4), hashint4extended(4, 0)) # "
+      "coalesce(hashtextextended(note, 5), hashint4extended(5, 0)) # "
+      "coalesce(hashbpcharextended(code, 6), hashint4extended(6, 0)) # "
+      "coalesce(hashtextextended(label::text, 7), hashint4extended(7, 0)) # "
+      "coalesce(timestamp_hash_extended(at::timestamp, 8), hashint4extended(8, 0)) # "
+      "coalesce(timestamp_hash_extended(local, 9), hashint4extended(9, 0)) # "
+      "coalesce(time_hash_extended(t, 10), hashint4extended(10, 0)) # "
+      "coalesce(uuid_hash_extended(key, 11), hashint4extended(11, 0)) # "
+      "coalesce(hashnameextended(nm, 12), hashint4extended(12, 0)) # "
+      "coalesce(hashoidextended(o, 13), hashint4extended(13, 0))), 0)) FROM plain");
+  ASSERT_THAT(expected, MatchesRegex("[0-9a-f]{32}"));
+  EXPECT_EQ(values->at("postgres/public.plain"),
+            absl::StrCat("rows=3000 md5=", expected, " persistence=p kind=r"));
+
+  // Swapped values, or a NULL moved to another column, change the sum.
+  Sql("CREATE TABLE pairs (a int, b int, c text)");
+  Sql("INSERT INTO pairs VALUES (1, 2, NULL), (3, NULL, 'x')");
+  absl::StatusOr<Values> before = Checksums(*primary_);
+  ASSERT_TRUE(before.ok()) << before.status();
+  Sql("UPDATE pairs SET a = 2, b = 1 WHERE a = 1");
+  absl::StatusOr<Values> swapped = Checksums(*primary_);
+  ASSERT_TRUE(swapped.ok()) << swapped.status();
+  EXPECT_NE(swapped->at("postgres/public.pairs"), before->at("postgres/public.pairs"));
+  Sql("UPDATE pairs SET a = 1, b = 2 WHERE a = 2");
+  Sql("UPDATE pairs SET b = 0, c = NULL WHERE a = 3");  // NULL moves from b to c
+  Sql("UPDATE pairs SET b = NULL, c = 'x' WHERE a = 3");
+  absl::StatusOr<Values> back = Checksums(*primary_);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->at("postgres/public.pairs"), before->at("postgres/public.pairs"));
+  Sql("UPDATE pairs SET b = 3, c = NULL WHERE a = 3");
+  absl::StatusOr<Values> moved = Checksums(*primary_);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_NE(moved->at("postgres/public.pairs"), before->at("postgres/public.pairs"));
+  // A column added with only NULLs changes every row's hash too.
+  Sql("UPDATE pairs SET b = NULL, c = 'x' WHERE a = 3; ALTER TABLE pairs ADD COLUMN d int");
+  absl::StatusOr<Values> added = Checksums(*primary_);
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_NE(added->at("postgres/public.pairs"), before->at("postgres/public.pairs"));
+}
+
+// What a type's own hash would call equal but prints differently still differs: such tables
+// hash their rows' text.
+TEST_F(TableChecksumsTest, ValuesThatOnlyPrintDifferentlyStillDiffer) {
+  Sql("CREATE TABLE amounts (id int, amount numeric)");
+  Sql("INSERT INTO amounts VALUES (1, 1.0)");
+  Sql("CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', "
+      "deterministic = false)");
+  Sql("CREATE TABLE names (id int, name text COLLATE nocase)");
+  Sql("INSERT INTO names VALUES (1, 'Alice')");
+  absl::StatusOr<Values> before = Checksums(*primary_);
+  ASSERT_TRUE(before.ok()) << before.status();
+  Sql("UPDATE amounts SET amount = 1.00");  // = 1.0 for numeric's equality and hash
+  Sql("UPDATE names SET name = 'ALICE'");   // = 'Alice' for the collation
+  absl::StatusOr<Values> after = Checksums(*primary_);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_NE(after->at("postgres/public.amounts"), before->at("postgres/public.amounts"));
+  EXPECT_NE(after->at("postgres/public.names"), before->at("postgres/public.names"));
+}
+
 TEST_F(TableChecksumsTest, ChangedRowGivesADifferentMd5AndTheSameRowCount) {
   Sql("CREATE TABLE a AS SELECT i, 'value ' || i AS v FROM generate_series(1, 500) AS i");
   Sql("CREATE TABLE b AS SELECT i FROM generate_series(1, 10) AS i");
