@@ -417,6 +417,8 @@ std::string Seconds(absl::Duration d) { return absl::StrFormat("%.1f s", absl::T
 //        cutover.max_lag: fail, nothing fenced)
 //     ─> fast-retrieval (the standby retries the archive every 10 ms) ─> settle (target
 //        replays up to the gate's switch, ≤ 2 min: the archiver has no backlog at the fence)
+//     ─> probe-switch + probe (one segment's trip, timed: longer than the downtime budget:
+//        fail, nothing fenced)
 //     ─> [source_fenced journaled] fence (hard fence, see sql_catalogue.h)
 //     ─> final-switch ─> archiver ‖ final-replay (both agents wait at once, 10 ms polls)
 //     ─> exact compare (cutover.verify_checksums) ─> confirm-fence, or stop-source (fence: stop)
@@ -502,6 +504,26 @@ absl::Status Cutover(PhaseContext& ctx) {
             settled.message(), ". Nothing was fenced; look at the archiving and the target's "
             "replay (pghaul status) and run cutover again"));
       }
+      // Would the last segment fit in the budget? One segment's trip, timed now while the
+      // source is still writable: a WAL switch and the wait until the target replayed it.
+      PGH_ASSIGN_OR_RETURN(v1::TaskResult probe_switch,
+                           ctx.Run(plan.source_agent, "probe-switch",
+                                   SqlTask(v1::SqlQuery::SWITCH_WAL), {.read_only = true}));
+      PGH_ASSIGN_OR_RETURN(uint64_t probe_lsn, ParseLsn(probe_switch.values().at("lsn")));
+      const absl::Time probe_start = ctx.Now();
+      absl::Status probed = WaitReplayRecordingLag(ctx, "probe", probe_lsn, probe_start + budget);
+      if (!probed.ok()) {
+        RestoreWalRetrieveRetry(ctx, "probe-retrieval");
+        if (!absl::IsDeadlineExceeded(probed)) return probed;
+        return absl::FailedPreconditionError(absl::StrCat(
+            "not fencing: one WAL segment took longer than the downtime budget ", Seconds(budget),
+            " (", budget_source, ") to reach the target just now (", probed.message(),
+            "), so the last one would not fit either. Nothing was fenced; raise the budget "
+            "(--max-downtime or cutover.max_downtime) or cut over when the archive is faster"));
+      }
+      ctx.Event("info", absl::StrCat("a WAL segment reached the target in ",
+                                     Seconds(ctx.Now() - probe_start), " (downtime budget ",
+                                     Seconds(budget), ")"));
     }
     PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
       r.set_source_fenced(true);

@@ -86,6 +86,7 @@ class ScriptedContext : public PhaseContext {
           values["lsn"] = step == "final-replay" ? final_replay_lsn_ : replay_lsn_;
           // The settle waits for one segment past the catch-up: it arrives unless told not to.
           if (step == "settle" && settle_arrives_) values["lsn"] = task.sql().lsn();
+          if (step == "probe") values["lsn"] = probe_arrives_ ? task.sql().lsn() : "0/1000000";
           values["replay_timestamp"] = replay_timestamp_;
           values["in_recovery"] = "true";
           const bool reached = *ParseLsn(values["lsn"]) >= *ParseLsn(task.sql().lsn());
@@ -141,6 +142,7 @@ class ScriptedContext : public PhaseContext {
   std::string replay_timestamp_ = "";
   std::string last_archived_wal_ = "000000010000000000000009";
   bool settle_arrives_ = true;
+  bool probe_arrives_ = true;
   google::protobuf::Map<std::string, std::string> fence_status_ = FencedStatus();
   std::string source_sum_ = "rows=3 md5=0123456789abcdef0123456789abcdef persistence=p kind=r";
   std::string target_sum_ = source_sum_;
@@ -261,6 +263,36 @@ TEST(CutoverPhaseTest, ATargetThatCannotReplayUpToTheGateFencesNothingAndSlowsIt
   EXPECT_FALSE(ctx.record_.source_fenced());
   ASSERT_TRUE(ctx.Ran("settle-retrieval"));
   EXPECT_EQ(ctx.tasks_["settle-retrieval"].sql().retry_ms(), 250u);
+}
+
+TEST(CutoverPhaseTest, ASegmentSlowerThanTheBudgetBeforeTheFenceFencesNothing) {
+  ScriptedContext ctx;
+  ctx.record_.mutable_request()->set_max_downtime_seconds(5);
+  ctx.probe_arrives_ = false;  // one segment's trip takes longer than 5 s
+  absl::Status status = RunPhase("cutover", ctx);
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("took longer than the downtime budget 5.0 s "
+                                          "(--max-downtime)"));
+  EXPECT_THAT(status.message(), HasSubstr("Nothing was fenced"));
+  EXPECT_FALSE(ctx.Ran("fence"));
+  EXPECT_FALSE(ctx.record_.source_fenced());
+  // Waited for up to the 5 s budget, the lag journaled every 2 s: 2 + 2 + 1.
+  EXPECT_EQ(std::count(ctx.steps_.begin(), ctx.steps_.end(), "probe"), 3);
+  EXPECT_EQ(ctx.tasks_["probe"].sql().wait_seconds(), 1u);
+  ASSERT_TRUE(ctx.Ran("probe-retrieval"));
+  EXPECT_EQ(ctx.tasks_["probe-retrieval"].sql().retry_ms(), 250u);
+
+  // A segment that fits: fenced and promoted, and the trip is in the events.
+  ScriptedContext fits;
+  fits.record_.mutable_request()->set_max_downtime_seconds(5);
+  ASSERT_TRUE(RunPhase("cutover", fits).ok());
+  EXPECT_THAT(fits.events_, Contains(HasSubstr("a WAL segment reached the target in 0.0 s "
+                                               "(downtime budget 5.0 s)")));
+  auto at = [&fits](absl::string_view step) {
+    return std::find(fits.steps_.begin(), fits.steps_.end(), step) - fits.steps_.begin();
+  };
+  EXPECT_LT(at("settle"), at("probe-switch"));
+  EXPECT_LT(at("probe"), at("fence"));
 }
 
 TEST(CutoverPhaseTest, ALastSegmentNeverArchivedLiftsTheFenceNamingTheArchiver) {

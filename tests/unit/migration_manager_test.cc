@@ -369,15 +369,16 @@ TEST_F(MigrationManagerTest, AReadOnlyTaskInterruptedByAnAgentRestartIsSentAgain
   EXPECT_EQ(std::count(ops.begin(), ops.end(), "sql ENABLE_ARCHIVING"), 1);
   EXPECT_TRUE(absl::StrContains(Info().DebugString(), "interrupted")) << Info().DebugString();
 
-  // The read-only waits of the cutover are sent again and it completes.
-  ASSERT_TRUE(Start("run").ok());
+  // The read-only waits of the cutover are sent again and it completes. (Start is refused while
+  // the failed run's worker is still ending.)
+  ASSERT_TRUE(Eventually([&] { return Start("run").ok(); }));
   ASSERT_TRUE(SettlesIn("completed")) << Info().DebugString();
   std::vector<v1::Task> waits;
   for (const v1::Task& task : target_->received()) {
     if (task.has_sql() && task.sql().query() == v1::SqlQuery::WAIT_REPLAYED) waits.push_back(task);
   }
-  // catch-up (2 interrupted + 1), settle, final-replay.
-  ASSERT_EQ(waits.size(), 5u);
+  // catch-up (2 interrupted + 1), settle, probe, final-replay.
+  ASSERT_EQ(waits.size(), 6u);
   EXPECT_NE(waits[0].task_id(), waits[1].task_id());
   EXPECT_NE(waits[1].task_id(), waits[2].task_id());
   EXPECT_TRUE(absl::StrContains(waits[2].task_id(), ".catch-up")) << waits[2].task_id();
