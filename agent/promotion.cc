@@ -17,9 +17,6 @@ namespace {
 using Values = std::map<std::string, std::string>;
 
 constexpr uint32_t kDefaultPromoteWaitSeconds = 60;
-constexpr uint32_t kMaxPromoteWaitSeconds = 3600;
-constexpr uint32_t kMinRetryMs = 10;
-constexpr uint32_t kMaxRetryMs = 60000;
 constexpr absl::Duration kStatementTimeout = absl::Seconds(60);
 constexpr absl::Duration kPromotePollInterval = absl::Milliseconds(10);
 
@@ -98,9 +95,9 @@ absl::StatusOr<Values> Promote(const PostgresConnection& target, uint32_t wait_s
 }
 
 absl::StatusOr<Values> SetWalRetrieveRetry(const PostgresConnection& target, uint32_t retry_ms) {
-  if (retry_ms < kMinRetryMs || retry_ms > kMaxRetryMs) {
+  if (retry_ms < kMinWalRetrieveRetryMs || retry_ms > kMaxWalRetrieveRetryMs) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "SET_WAL_RETRIEVE_RETRY retry_ms must be ", kMinRetryMs, " to ", kMaxRetryMs, ", got ",
+        "SET_WAL_RETRIEVE_RETRY retry_ms must be ", kMinWalRetrieveRetryMs, " to ", kMaxWalRetrieveRetryMs, ", got ",
         retry_ms));
   }
   PGH_ASSIGN_OR_RETURN(PgConnection conn, Connect(target));

@@ -26,6 +26,10 @@
 
 namespace pghaul::agent {
 
+inline constexpr uint32_t kMaxPromoteWaitSeconds = 3600;
+inline constexpr uint32_t kMinWalRetrieveRetryMs = 10;
+inline constexpr uint32_t kMaxWalRetrieveRetryMs = 60000;
+
 absl::StatusOr<std::map<std::string, std::string>> Promote(const PostgresConnection& target,
                                                            uint32_t wait_seconds,
                                                            bool without_restore_command);

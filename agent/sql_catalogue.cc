@@ -292,6 +292,38 @@ absl::StatusOr<Values> Unfence(const PostgresConnection& target,
 
 }  // namespace
 
+absl::Status ValidateSqlQueryFields(const v1::SqlQuery& query) {
+  switch (query.query()) {
+    case v1::SqlQuery::PROMOTE:
+    case v1::SqlQuery::WAIT_ARCHIVED:
+    case v1::SqlQuery::WAIT_REPLAYED:
+      if (query.wait_seconds() > kMaxWaitSeconds) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            v1::SqlQuery::Query_Name(query.query()), " wait_seconds must be at most ",
+            kMaxWaitSeconds, ", got ", query.wait_seconds()));
+      }
+      if (query.query() == v1::SqlQuery::WAIT_ARCHIVED) {
+        return ValidateWalFileName(query.walfile());
+      }
+      if (query.query() == v1::SqlQuery::WAIT_REPLAYED) return ValidateLsn(query.lsn());
+      return absl::OkStatus();
+    case v1::SqlQuery::SET_WAL_RETRIEVE_RETRY:
+      if (query.retry_ms() < kMinWalRetrieveRetryMs ||
+          query.retry_ms() > kMaxWalRetrieveRetryMs) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "SET_WAL_RETRIEVE_RETRY retry_ms must be ", kMinWalRetrieveRetryMs, " to ",
+            kMaxWalRetrieveRetryMs, ", got ", query.retry_ms()));
+      }
+      return absl::OkStatus();
+    case v1::SqlQuery::FENCE_READ_ONLY:
+    case v1::SqlQuery::UNFENCE:
+    case v1::SqlQuery::FENCE_STATUS:
+      return ValidateMigrationId(query.migration_id());
+    default:
+      return absl::OkStatus();
+  }
+}
+
 absl::Status ReloadConfigurationAndWait(PgConnection& conn) {
   return ReloadAndWait(conn, kSessionReloadedSql, /*pass_load_time=*/true);
 }
@@ -299,6 +331,7 @@ absl::Status ReloadConfigurationAndWait(PgConnection& conn) {
 absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresConnection& conn,
                                                                const v1::SqlQuery& query,
                                                                QueryCanceller* canceller) {
+  PGH_RETURN_IF_ERROR(ValidateSqlQueryFields(query));
   switch (query.query()) {
     case v1::SqlQuery::SWITCH_WAL:
       return RunOneRow(conn, kSwitchWalSql);
@@ -314,11 +347,6 @@ absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresCon
       return SetWalRetrieveRetry(conn, query.retry_ms());
     case v1::SqlQuery::WAIT_ARCHIVED:
     case v1::SqlQuery::WAIT_REPLAYED: {
-      if (query.wait_seconds() > kMaxWaitSeconds) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            v1::SqlQuery::Query_Name(query.query()), " wait_seconds must be at most ",
-            kMaxWaitSeconds, ", got ", query.wait_seconds()));
-      }
       const absl::Duration wait =
           absl::Seconds(query.wait_seconds() == 0 ? kDefaultWaitSeconds : query.wait_seconds());
       if (query.query() == v1::SqlQuery::WAIT_ARCHIVED) {

@@ -79,6 +79,11 @@ absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresCon
                                                                const v1::SqlQuery& query,
                                                                QueryCanceller* canceller = nullptr);
 
+// The checks of a query's own fields that need no server (WAL file name, LSN, wait, retry
+// interval, migration id): the task executor runs them when the task arrives, so a malformed
+// task is REFUSED with nothing run. RunSqlQuery runs them too. Errors: InvalidArgument.
+absl::Status ValidateSqlQueryFields(const v1::SqlQuery& query);
+
 // Asks the postmaster to reload its configuration files and waits (up to 10 s) until `conn`'s
 // own session has re-read them (its pg_conf_load_time() moved past the one from before), so what
 // `conn` reads next (current_setting, pg_settings) is the reloaded configuration. A setting that

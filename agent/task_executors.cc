@@ -172,20 +172,14 @@ absl::StatusOr<std::unique_ptr<TaskExecutor>> MakeSqlExecutor(const AgentConfig*
   if (query.query() == v1::SqlQuery::ROW_RANGES || query.query() == v1::SqlQuery::ROW_DIGESTS) {
     PGH_RETURN_IF_ERROR(ValidateRowRange(query.range()));
   }
-  if (query.query() == v1::SqlQuery::WAIT_ARCHIVED) {
-    PGH_RETURN_IF_ERROR(ValidateWalFileName(query.walfile()));
-  }
-  if (query.query() == v1::SqlQuery::WAIT_REPLAYED) PGH_RETURN_IF_ERROR(ValidateLsn(query.lsn()));
+  // WAL names, LSNs, waits, retry intervals, and the migration id that marks a fence's block in
+  // pg_hba.conf (so UNFENCE removes only it).
+  PGH_RETURN_IF_ERROR(ValidateSqlQueryFields(query));
   std::string stanza;
   if (query.query() == v1::SqlQuery::ENABLE_ARCHIVING ||
       query.query() == v1::SqlQuery::RESTORE_ARCHIVING) {
     PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
     PGH_RETURN_IF_ERROR(Annotate(ValidateEnvironment(env), "agent configuration"));
-  }
-  // The fence block in pg_hba.conf is marked with the migration, so UNFENCE removes only it.
-  if (query.query() == v1::SqlQuery::FENCE_READ_ONLY || query.query() == v1::SqlQuery::UNFENCE ||
-      query.query() == v1::SqlQuery::FENCE_STATUS) {
-    PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
   }
   if (query.query() == v1::SqlQuery::ENABLE_ARCHIVING) {
     std::optional<ConfiguredMigration> configured = secrets.Get(query.migration_id());

@@ -759,5 +759,92 @@ TEST_F(AgentTasksTest, ConfigureWithAStanzaHoldingShellSyntaxIsRefusedAndCreates
   EXPECT_EQ(At(agent, "online"), true) << agent.dump(2);
 }
 
+// A controller that sends crafted tasks (path traversal, option injection, shell syntax, oversize
+// and unknown fields) gets each one REFUSED by the agent, and nothing runs: the controller relays
+// what `task submit` gives it without judging it, so every refusal here is the agent's.
+TEST_F(AgentTasksTest, CraftedTasksFromTheControllerAreRefusedAndNothingRuns) {
+  PGH_ASSERT_OK_AND_ASSIGN(Host * legacy, AddHost("legacy", 11, /*archives=*/false));
+  // A valid migration, so that the pgBackRest tasks below are judged on their own fields.
+  PGH_ASSERT_OK(Run("legacy", {{"configure_pgbackrest",
+                                {{"migration_id", "m1"},
+                                 {"stanza", "main"},
+                                 {"repository", {{"posix", {{"path", repo_path_}}}}}}}})
+                    .status());
+  const std::string state_dir = legacy->agent->state_dir();
+  auto backup = [](json fields) {
+    return json{{"pgbackrest", {{"migration_id", "m1"}, {"backup", std::move(fields)}}}};
+  };
+  auto restore = [](json fields) {
+    return json{{"pgbackrest", {{"migration_id", "m1"}, {"restore", std::move(fields)}}}};
+  };
+  auto sql = [](json fields) { return json{{"sql", std::move(fields)}}; };
+  const std::string oversize(100000, 'a');
+  const std::vector<std::pair<std::string, json>> crafted = {
+      {"configure with a migration id that climbs out of the state dir",
+       {{"configure_pgbackrest",
+         {{"migration_id", "../../etc"},
+          {"stanza", "main"},
+          {"repository", {{"posix", {{"path", repo_path_}}}}}}}}},
+      {"configure with a relative repository path",
+       {{"configure_pgbackrest",
+         {{"migration_id", "m2"},
+          {"stanza", "main"},
+          {"repository", {{"posix", {{"path", "repo/../../etc"}}}}}}}}},
+      {"configure with an oversize stanza",
+       {{"configure_pgbackrest",
+         {{"migration_id", "m3"},
+          {"stanza", oversize},
+          {"repository", {{"posix", {{"path", repo_path_}}}}}}}}},
+      {"backup type carrying an option", backup({{"type", "full --repo1-path=/tmp/elsewhere"}})},
+      {"backup compress type carrying shell", backup({{"type", "full"}, {"compress_type", "lz4;id"}})},
+      {"restore of a backup set that is a path", restore({{"set", "../../../etc/passwd"}})},
+      {"restore timeline with shell syntax", restore({{"target_timeline", "latest; touch /tmp/x"}})},
+      {"restore target LSN with shell syntax",
+       restore({{"type", "lsn"}, {"target", "0/0'; DROP TABLE t; --"}})},
+      {"pgbackrest for a migration this agent never configured",
+       {{"pgbackrest", {{"migration_id", "other"}, {"stanza_create", json::object()}}}}},
+      {"an unknown sql query", sql({{"query", 999}})},
+      {"a WAL wait for a file name that is a path",
+       sql({{"query", "WAIT_ARCHIVED"}, {"walfile", "../../../../etc/passwd"}})},
+      {"a replay wait for an LSN with SQL in it",
+       sql({{"query", "WAIT_REPLAYED"}, {"lsn", "0/0'); SELECT pg_sleep(60); --"}})},
+      {"a retry interval out of range", sql({{"query", "SET_WAL_RETRIEVE_RETRY"}, {"retry_ms", 1}})},
+      {"a fence whose migration id is shell",
+       sql({{"query", "FENCE_READ_ONLY"}, {"migration_id", "$(reboot)"}})},
+      {"a promote waiting for days", sql({{"query", "PROMOTE"}, {"wait_seconds", 999999}})},
+      {"a service stop mode with shell", {{"service", {{"action", "STOP"}, {"stop_mode", "fast; id"}}}}},
+      {"a task naming no operation", json::object()},
+  };
+  int n = 0;
+  for (const auto& [what, task] : crafted) {
+    PGH_ASSERT_OK_AND_ASSIGN(Submitted submitted,
+                             Submit("legacy", task, absl::StrCat("crafted-", ++n)));
+    EXPECT_NE(submitted.exit_code, 0) << what;
+    const std::string state = Str(submitted.task, "state");
+    // "refused": the agent judged it invalid before anything ran. (The CLI itself refuses a few,
+    // such as the task without an operation, before the controller sees them.)
+    if (!submitted.task.is_null()) {
+      EXPECT_EQ(state, "refused") << what << ": " << submitted.task.dump(2);
+      EXPECT_EQ(Str(submitted.task, "result.state"), "REFUSED") << what;
+    } else {
+      EXPECT_EQ(submitted.exit_code, 65) << what << ": " << submitted.stderr_text;
+    }
+    std::cout << what << ": " << (submitted.task.is_null() ? submitted.stderr_text
+                                                           : Str(submitted.task, "result.message"))
+              << "\n";
+  }
+  // Nothing ran: the repository is as it was (no stanza-create, backup or restore reached
+  // pgBackRest), no migration directory but m1's, the server still up and writable.
+  EXPECT_TRUE(std::filesystem::is_empty(repo_path_)) << "the repository was touched";
+  std::vector<std::string> migrations;
+  for (const auto& entry : std::filesystem::directory_iterator(state_dir + "/pgbackrest")) {
+    migrations.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(migrations, std::vector<std::string>{"m1"});
+  EXPECT_TRUE(legacy->cluster->Query("CREATE TABLE still_here (i int)").ok());
+  PGH_ASSERT_OK_AND_ASSIGN(json agent, cli_->FindAgent("legacy"));
+  EXPECT_EQ(At(agent, "online"), true) << agent.dump(2);
+}
+
 }  // namespace
 }  // namespace pghaul::integration
