@@ -195,6 +195,15 @@ void TaskManager::Submit(const v1::Task& task) {
   state->op = DescribeOperation(task);
   absl::MutexLock lock(&mu_);
   if (tasks_.contains(task.task_id())) return;  // a concurrent Submit won
+  if (made.ok()) {
+    size_t running = 0;
+    for (const auto& [id, known] : tasks_) running += known->finished ? 0 : 1;
+    if (running >= kMaxRunningTasks) {
+      made = absl::ResourceExhaustedError(absl::StrCat(
+          "this agent already runs ", running, " tasks, its limit; not started (send it again "
+          "once one has finished)"));
+    }
+  }
   tasks_.emplace(state->task_id, state);
   if (!made.ok()) {
     PGH_LOG_WARN("refused task {} ({}): {}", state->task_id, state->op, made.status().message());

@@ -65,6 +65,10 @@ class TaskManager {
   // Unacknowledged events kept per task; past it, log lines are dropped (and counted in the
   // result) but progress and the result never are.
   static constexpr size_t kMaxBufferedEvents = 20000;
+  // Tasks running at once. A migration needs two or three at a time (checksums and the schema
+  // on one host, a wait beside a switch); a task beyond the bound is REFUSED, nothing started,
+  // so that a controller gone wrong cannot start pgBackRest processes without end.
+  static constexpr size_t kMaxRunningTasks = 16;
 
   TaskManager(std::string state_dir, ExecutorFactory factory, Clock* clock = Clock::Real());
   ~TaskManager();  // cancels running tasks and waits for them

@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/task_names.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace pghaul::agent {
@@ -116,6 +118,36 @@ TEST_F(TaskManagerTest, InvalidTaskIsRefusedAndNothingRuns) {
   EXPECT_EQ(events[0].result().state(), v1::TaskResult::REFUSED);
   EXPECT_EQ(events[0].result().message(), "only gather_facts here");
   EXPECT_EQ(runs_, 0);
+}
+
+TEST_F(TaskManagerTest, ATaskBeyondTheRunningLimitIsRefusedAndStartsNothing) {
+  wait_for_cancel_ = true;  // every task runs until cancelled
+  auto manager = MakeManager();
+  for (size_t i = 0; i < TaskManager::kMaxRunningTasks; ++i) {
+    manager->Submit(GatherTask("run-" + std::to_string(i)));
+  }
+  manager->Submit(GatherTask("one-too-many"));
+  ASSERT_TRUE(manager->WaitFinished("one-too-many", absl::Seconds(5)));
+  v1::TaskEvent refused;
+  for (const v1::TaskEvent& event : Received()) {
+    if (event.task_id() == "one-too-many") refused = event;
+  }
+  ASSERT_TRUE(refused.has_result());
+  EXPECT_EQ(refused.result().state(), v1::TaskResult::REFUSED);
+  EXPECT_THAT(refused.result().message(), ::testing::HasSubstr("already runs 16 tasks"));
+
+  // Once one has finished, the next one starts.
+  manager->Cancel("run-0");
+  ASSERT_TRUE(manager->WaitFinished("run-0", absl::Seconds(10)));
+  manager->Submit(GatherTask("next"));
+  for (int i = 0; i < 500 && runs_ < static_cast<int>(TaskManager::kMaxRunningTasks) + 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(runs_, static_cast<int>(TaskManager::kMaxRunningTasks) + 1);
+  for (size_t i = 1; i < TaskManager::kMaxRunningTasks; ++i) {
+    manager->Cancel("run-" + std::to_string(i));
+  }
+  manager->Cancel("next");
 }
 
 TEST_F(TaskManagerTest, UnacknowledgedEventsAreReplayedOnANewSink) {
