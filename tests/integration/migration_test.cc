@@ -10,14 +10,19 @@
 // sides, sequences, large objects and the materialized view read with psql, and pgBackRest's own
 // logs for how often each command ran.
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -635,6 +640,137 @@ TEST_F(MigrationTest, FullRunThroughAnS3Repository) {
     EXPECT_FALSE(absl::StrContains(ReadFile(path).value_or(""), s3->secret_key()))
         << "the S3 secret is in " << path;
   }
+}
+
+// Every /proc/<pid>/cmdline on the machine that holds one of `needles`, as "<pid>: <cmdline>".
+std::vector<std::string> CommandLinesHolding(const std::vector<std::string>& needles) {
+  std::vector<std::string> found;
+  std::error_code error;
+  for (auto it = std::filesystem::directory_iterator("/proc", error);
+       !error && it != std::filesystem::directory_iterator(); it.increment(error)) {
+    const std::string pid = it->path().filename().string();
+    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
+    std::ifstream in(it->path() / "cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (const std::string& needle : needles) {
+      if (absl::StrContains(cmdline, needle)) {
+        found.push_back(absl::StrCat(pid, ": ", absl::StrReplaceAll(cmdline, {{std::string(1, '\0'), " "}})));
+      }
+    }
+  }
+  return found;
+}
+
+// Issue 7's secrets search: a full migration through S3 into an encrypted repository with
+// distinctive secrets, /proc/*/cmdline sampled all along, then every file the run left in the
+// test's directory (logs, the controller's SQLite journal, configs, PostgreSQL's data and logs,
+// pgBackRest's logs and spool, the repository's objects) searched. A secret may only be in the
+// plan's own secrets file and in the agents' conf.d/secrets.conf, each 0600.
+TEST_F(MigrationTest, SecretsAreOnlyInTheirPrivateFilesDuringAndAfterAnS3Migration) {
+  const std::string s3_secret = "pghaul-s3-secret-4c1d9e7a2b";
+  const std::string cipher = "pghaul-cipher-pass-8f3e6a0d5c";
+  PGH_ASSERT_OK(AddHost("legacy", 11).status());
+  PGH_ASSERT_OK(AddHost("target", 12).status());
+  PGH_ASSERT_OK_AND_ASSIGN(std::string s3_netns, network_->AddHost("s3", 13));
+  S3ServerOptions s3_options;
+  s3_options.netns = s3_netns;
+  s3_options.address = network_->Address("s3");
+  s3_options.dir = absl::StrCat(dir_->path(), "/s3");
+  s3_options.allow_mismatched_signatures = true;  // our own secret key, S3RVER's access key
+  PGH_ASSERT_OK_AND_ASSIGN(std::unique_ptr<S3Server> s3, S3Server::Start(s3_options));
+  PGH_ASSERT_OK(LoadSampleData(Cluster("legacy"), 1));
+
+  const std::string secrets = absl::StrCat(plans_dir_, "/secrets.yaml");
+  PGH_ASSERT_OK(WriteFile(secrets, absl::StrCat("s3_key: ", s3->access_key(), "\n",
+                                                "s3_key_secret: ", s3_secret, "\n",
+                                                "cipher: ", cipher, "\n")));
+  std::filesystem::permissions(secrets, std::filesystem::perms::owner_read |
+                                            std::filesystem::perms::owner_write);
+  PlanSpec spec = PosixPlan();
+  spec.repository = absl::StrCat(
+      "  s3:\n", "    endpoint: \"", s3->endpoint(), "\"\n", "    port: ", s3->port(), "\n",
+      "    bucket: ", s3->bucket(), "\n", "    region: ", kS3ServerRegion, "\n",
+      "    uri_style: path\n", "    path: /pghaul\n", "    verify_tls: false\n",
+      "    key_from: {file: \"", secrets, "\", key: s3_key}\n",
+      "    secret_from: {file: \"", secrets, "\", key: s3_key_secret}\n",
+      "  cipher: {type: aes-256-cbc, passphrase_from: {file: \"", secrets, "\", key: cipher}}\n");
+  PGH_ASSERT_OK(ApplyPlan(spec));
+
+  // The sampler sees a secret on a command line: a short-lived shell of the test's own with it as
+  // its $0 (waited for by PID).
+  {
+    std::string arg0 = s3_secret;
+    char sh[] = "/bin/sh", dash_c[] = "-c", script[] = "sleep 1";
+    char* argv[] = {sh, dash_c, script, arg0.data(), nullptr};
+    pid_t pid = 0;
+    ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, argv, environ), 0);
+    bool seen = false;
+    for (int i = 0; i < 50 && !seen; ++i) {
+      seen = !CommandLinesHolding({s3_secret}).empty();
+      if (!seen) absl::SleepFor(absl::Milliseconds(10));
+    }
+    int wstatus = 0;
+    waitpid(pid, &wstatus, 0);
+    ASSERT_TRUE(seen) << "the command-line sampler does not see a secret that is there";
+  }
+  // Every process's command line, every 20 ms, until the run ends (at most 10 minutes).
+  std::atomic<bool> done{false};
+  std::vector<std::string> seen_in_cmdlines;
+  int samples = 0;
+  std::thread sampler([&] {
+    const absl::Time until = absl::Now() + absl::Minutes(10);
+    while (!done && absl::Now() < until) {
+      for (std::string& hit : CommandLinesHolding({s3_secret, cipher})) {
+        seen_in_cmdlines.push_back(std::move(hit));
+      }
+      ++samples;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  });
+  absl::StatusOr<CommandResult> run = Cli({"run", "m1"}, absl::Seconds(600));
+  done = true;
+  sampler.join();
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->exit_code, 0) << run->stdout_text << run->stderr_text;
+  std::cout << samples << " samples of every /proc/*/cmdline during the run\n";
+  EXPECT_GT(samples, 100);
+  EXPECT_EQ(seen_in_cmdlines, std::vector<std::string>{});
+  for (const std::string& text : {run->stdout_text, run->stderr_text}) {
+    EXPECT_FALSE(absl::StrContains(text, s3_secret) || absl::StrContains(text, cipher));
+  }
+  PGH_ASSERT_OK_AND_ASSIGN(json status, Status());
+  EXPECT_EQ(Str(status, "state"), "completed") << status.dump(2);
+  EXPECT_FALSE(absl::StrContains(status.dump(), s3_secret) ||
+               absl::StrContains(status.dump(), cipher));
+
+  // Every file left behind: only the allowed ones hold a secret, and those are 0600.
+  int files = 0;
+  std::vector<std::string> holding;
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           dir_->path(), std::filesystem::directory_options::skip_permission_denied);
+       it != std::filesystem::recursive_directory_iterator(); ++it) {
+    if (!it->is_regular_file()) continue;
+    ++files;
+    const std::string path = it->path().string();
+    std::ifstream in(path, std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!absl::StrContains(content, s3_secret) && !absl::StrContains(content, cipher)) continue;
+    holding.push_back(path);
+    const bool allowed = path == secrets || absl::EndsWith(path, "/conf.d/secrets.conf");
+    EXPECT_TRUE(allowed) << "a secret is in " << path;
+    const auto perms = std::filesystem::status(path).permissions();
+    EXPECT_EQ(perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+              std::filesystem::perms::none)
+        << path << " holds a secret and others may read it";
+  }
+  std::cout << files << " files searched; the secrets are in:\n";
+  for (const std::string& path : holding) std::cout << "  " << path << "\n";
+  EXPECT_GT(files, 1000);
+  // The agents need them (PostgreSQL's archive-push and archive-get read them): both have them.
+  EXPECT_EQ(std::count_if(holding.begin(), holding.end(),
+                          [](const std::string& p) { return absl::EndsWith(p, "/secrets.conf"); }),
+            2)
+      << absl::StrJoin(holding, "\n");
 }
 
 // Each bad input is refused with a message that names the problem, and neither host changes.
