@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "agent/pg_connection.h"
+#include "agent/snapshot_sql.h"
 #include "common/status_macros.h"
 
 namespace pghaul::agent {
@@ -24,14 +25,6 @@ constexpr absl::Duration kStatementTimeout = absl::Hours(1);
 
 constexpr char kDatabaseSql[] =
     "SELECT datname FROM pg_database WHERE datname = $1 AND datallowconn";
-constexpr char kBeginSql[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
-constexpr char kCommitSql[] = "COMMIT";
-// As TABLE_CHECKSUMS (table_checksums.cc): rows print the same on both servers.
-constexpr char kSettingsSql[] =
-    "SELECT set_config('IntervalStyle', 'postgres', true), "
-    "set_config('extra_float_digits', '1', true), set_config('bytea_output', 'hex', true), "
-    "set_config('lc_monetary', 'C', true), set_config('DateStyle', 'ISO', true), "
-    "set_config('TimeZone', 'UTC', true), set_config('work_mem', '64MB', true)";
 constexpr char kTableSql[] =
     "SELECT c.oid::text AS oid, format('%I.%I', n.nspname, c.relname) AS qualified,"
     " c.relpersistence::text AS persistence, pg_is_in_recovery()::text AS in_recovery"
@@ -161,8 +154,8 @@ class RangeReader {
   }
 
   absl::Status Prepare() {
-    PGH_RETURN_IF_ERROR(Run(kBeginSql, {}).status());
-    PGH_RETURN_IF_ERROR(Run(kSettingsSql, {}).status());
+    PGH_RETURN_IF_ERROR(Run(kBeginSnapshotSql, {}).status());
+    PGH_RETURN_IF_ERROR(Run(kRowTextSettingsSql, {}).status());
     PGH_ASSIGN_OR_RETURN(PgResult table, Run(kTableSql, {range_.schema(), range_.table()}));
     if (table.rows() != 1) {
       return absl::NotFoundError(absl::StrCat("no table ", Name(), " on this server"));

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/pg_connection.h"
+#include "agent/snapshot_sql.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
@@ -23,11 +24,6 @@ struct CatalogueQuery {
   const char* sql;
 };
 
-constexpr char kDatabasesSql[] =
-    "SELECT datname FROM pg_database"
-    " WHERE datallowconn AND datname NOT IN ('template0', 'template1') ORDER BY datname";
-constexpr char kBeginSql[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
-constexpr char kCommitSql[] = "COMMIT";
 // Expressions (defaults, index and constraint definitions) print the same on both sides only
 // with the same search_path: empty, so every name is printed schema-qualified.
 constexpr char kSettingsSql[] =
@@ -176,7 +172,7 @@ absl::Status Cancelled(const SchemaCatalogueOptions& options) {
 absl::Status ReadDatabase(PgConnection& conn, const std::string& database,
                           const SchemaCatalogueOptions& options, Values& values) {
   ScopedCancelAttachment attached(options.canceller, conn.raw());
-  absl::Status begun = conn.Execute(kBeginSql).status();
+  absl::Status begun = conn.Execute(kBeginSnapshotSql).status();
   if (!begun.ok()) return WithDatabase(begun, database, "BEGIN");
   absl::Status set = conn.Execute(kSettingsSql).status();
   if (!set.ok()) return WithDatabase(set, database, "session settings");
@@ -212,7 +208,7 @@ absl::StatusOr<std::map<std::string, std::string>> ComputeSchemaCatalogue(
     for (const CatalogueQuery& query : kClusterQueries) {
       PGH_RETURN_IF_ERROR(ReadKind(first, query, "cluster", conn.database, values));
     }
-    PGH_ASSIGN_OR_RETURN(PgResult result, first.Execute(kDatabasesSql));
+    PGH_ASSIGN_OR_RETURN(PgResult result, first.Execute(kConnectableDatabasesSql));
     for (int row = 0; row < result.rows(); ++row) databases.push_back(result.Value(row, 0));
   }
   for (const std::string& database : databases) {

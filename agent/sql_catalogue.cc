@@ -26,9 +26,8 @@ namespace {
 using Values = std::map<std::string, std::string>;
 
 constexpr absl::Duration kDefaultStatementTimeout = absl::Seconds(60);
-// WAIT_ARCHIVED, WAIT_REPLAYED.
+// WAIT_ARCHIVED, WAIT_REPLAYED (at most kMaxPromoteWaitSeconds, as PROMOTE).
 constexpr uint32_t kDefaultWaitSeconds = 60;
-constexpr uint32_t kMaxWaitSeconds = 3600;
 // An immediate checkpoint of a large, busy buffer pool, or ending many sessions one by one (up
 // to 5 s each), can take minutes.
 constexpr absl::Duration kLongStatementTimeout = absl::Minutes(15);
@@ -297,10 +296,10 @@ absl::Status ValidateSqlQueryFields(const v1::SqlQuery& query) {
     case v1::SqlQuery::PROMOTE:
     case v1::SqlQuery::WAIT_ARCHIVED:
     case v1::SqlQuery::WAIT_REPLAYED:
-      if (query.wait_seconds() > kMaxWaitSeconds) {
+      if (query.wait_seconds() > kMaxPromoteWaitSeconds) {
         return absl::InvalidArgumentError(absl::StrCat(
             v1::SqlQuery::Query_Name(query.query()), " wait_seconds must be at most ",
-            kMaxWaitSeconds, ", got ", query.wait_seconds()));
+            kMaxPromoteWaitSeconds, ", got ", query.wait_seconds()));
       }
       if (query.query() == v1::SqlQuery::WAIT_ARCHIVED) {
         return ValidateWalFileName(query.walfile());
@@ -357,13 +356,10 @@ absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresCon
     case v1::SqlQuery::CHECKPOINT:
       return Checkpoint(conn);
     case v1::SqlQuery::FENCE_READ_ONLY:
-      PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
       return FenceReadOnly(conn, query.migration_id());
     case v1::SqlQuery::UNFENCE:
-      PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
       return Unfence(conn, query.migration_id());
     case v1::SqlQuery::FENCE_STATUS:
-      PGH_RETURN_IF_ERROR(ValidateMigrationId(query.migration_id()));
       return FenceStatus(conn, query.migration_id());
     case v1::SqlQuery::TABLE_CHECKSUMS:
       return ComputeTableChecksums(conn);

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "agent/md5.h"
 #include "agent/pg_connection.h"
+#include "agent/snapshot_sql.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
@@ -28,19 +29,6 @@ using Values = std::map<std::string, std::string>;
 constexpr char kFetchSql[] = "FETCH 10000 FROM pghaul_rows";
 constexpr char kCloseSql[] = "CLOSE pghaul_rows";
 
-constexpr char kDatabasesSql[] =
-    "SELECT datname FROM pg_database"
-    " WHERE datallowconn AND datname NOT IN ('template0', 'template1') ORDER BY datname";
-constexpr char kBeginSql[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
-constexpr char kCommitSql[] = "COMMIT";
-// Transaction-local. Every setting that changes how a row prints as text is fixed, so two servers
-// (whose postgresql.conf may differ) print equal rows equally. work_mem lets the sort of a table's
-// digests stay in memory longer.
-constexpr char kSettingsSql[] =
-    "SELECT set_config('IntervalStyle', 'postgres', true), "
-    "set_config('extra_float_digits', '1', true), set_config('bytea_output', 'hex', true), "
-    "set_config('lc_monetary', 'C', true), set_config('DateStyle', 'ISO', true), "
-    "set_config('TimeZone', 'UTC', true), set_config('work_mem', '64MB', true)";
 constexpr char kInRecoverySql[] = "SELECT pg_is_in_recovery()::text AS in_recovery";
 // format('%I.%I') quotes the names the server's way: the only way a name reaches SQL text.
 // column_hash: when every column is of a type listed there (a deterministic collation for
@@ -247,13 +235,13 @@ void ReadTables(const PostgresConnection& target, const PgSessionOptions& sessio
     }
     PgConnection& conn = *opened;
     ScopedCancelAttachment attached(canceller, conn.raw());
-    PGH_RETURN_IF_ERROR(Run(conn, kBeginSql, database, "BEGIN", canceller));
+    PGH_RETURN_IF_ERROR(Run(conn, kBeginSnapshotSql, database, "BEGIN", canceller));
     // The snapshot id comes from the server's pg_export_snapshot() (hex digits and dashes):
     // SET TRANSACTION SNAPSHOT takes no parameter.
     const std::string set_snapshot = absl::StrCat("SET TRANSACTION SNAPSHOT '", snapshot, "'");
     PGH_RETURN_IF_ERROR(
         Run(conn, set_snapshot.c_str(), database, "importing the snapshot", canceller));
-    PGH_RETURN_IF_ERROR(Run(conn, kSettingsSql, database, "session settings", canceller));
+    PGH_RETURN_IF_ERROR(Run(conn, kRowTextSettingsSql, database, "session settings", canceller));
     while (TableJob* job = queue.Next()) {
       const std::string sum =
           !job->column_hash.empty()
@@ -301,8 +289,8 @@ class DatabaseReader {
 
   absl::Status Read(Values& values) {
     ScopedCancelAttachment attached(options_.canceller, conn_.raw());
-    PGH_RETURN_IF_ERROR(Exec(kBeginSql, "BEGIN"));
-    PGH_RETURN_IF_ERROR(Exec(kSettingsSql, "session settings"));
+    PGH_RETURN_IF_ERROR(Exec(kBeginSnapshotSql, "BEGIN"));
+    PGH_RETURN_IF_ERROR(Exec(kRowTextSettingsSql, "session settings"));
     absl::StatusOr<std::map<std::string, std::string>> recovery =
         conn_.ExecuteOneRow(kInRecoverySql);
     if (!recovery.ok()) return Ctx(recovery.status(), "pg_is_in_recovery()");
@@ -424,7 +412,7 @@ absl::StatusOr<std::map<std::string, std::string>> ComputeTableChecksums(
   std::vector<std::string> databases;
   {
     PGH_ASSIGN_OR_RETURN(PgConnection listing, PgConnection::Open(conn, session));
-    PGH_ASSIGN_OR_RETURN(PgResult result, listing.Execute(kDatabasesSql));
+    PGH_ASSIGN_OR_RETURN(PgResult result, listing.Execute(kConnectableDatabasesSql));
     for (int row = 0; row < result.rows(); ++row) databases.push_back(result.Value(row, 0));
   }
   Values values;

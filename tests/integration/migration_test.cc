@@ -324,6 +324,29 @@ class MigrationTest : public ::testing::Test {
     return spec;
   }
 
+  // An S3 server on a host "s3" of its own, keeping its files in the test's directory.
+  absl::StatusOr<std::unique_ptr<S3Server>> StartS3(bool allow_mismatched_signatures = false) {
+    PGH_ASSIGN_OR_RETURN(std::string netns, network_->AddHost("s3", 13));
+    S3ServerOptions options;
+    options.netns = netns;
+    options.address = network_->Address("s3");
+    options.dir = absl::StrCat(dir_->path(), "/s3");
+    options.allow_mismatched_signatures = allow_mismatched_signatures;
+    return S3Server::Start(options);
+  }
+
+  // The plan's `repository:` YAML for `s3`, its key pair read from `secrets_file` (entries
+  // s3_key and s3_key_secret).
+  static std::string S3Repository(const S3Server& s3, const std::string& secrets_file) {
+    return absl::StrCat(
+        "  s3:\n", "    endpoint: \"", s3.endpoint(), "\"\n", "    port: ", s3.port(), "\n",
+        "    bucket: ", s3.bucket(), "\n", "    region: ", kS3ServerRegion, "\n",
+        "    uri_style: path\n", "    path: /pghaul\n",
+        // pgBackRest 2.45 does not match IP addresses in certificates.
+        "    verify_tls: false\n", "    key_from: {file: \"", secrets_file, "\", key: s3_key}\n",
+        "    secret_from: {file: \"", secrets_file, "\", key: s3_key_secret}\n");
+  }
+
   absl::StatusOr<CommandResult> Cli(const std::vector<std::string>& args,
                                     absl::Duration timeout = absl::Seconds(60)) {
     auto result = cli_->Run(args, timeout);
@@ -588,12 +611,7 @@ TEST_F(MigrationTest, AbortAfterRestoreLeavesTheSourceAsItWasAndStopsTheTarget) 
 TEST_F(MigrationTest, FullRunThroughAnS3Repository) {
   PGH_ASSERT_OK(AddHost("legacy", 11).status());
   PGH_ASSERT_OK(AddHost("target", 12).status());
-  PGH_ASSERT_OK_AND_ASSIGN(std::string s3_netns, network_->AddHost("s3", 13));
-  S3ServerOptions s3_options;
-  s3_options.netns = s3_netns;
-  s3_options.address = network_->Address("s3");
-  s3_options.dir = absl::StrCat(dir_->path(), "/s3");
-  PGH_ASSERT_OK_AND_ASSIGN(std::unique_ptr<S3Server> s3, S3Server::Start(s3_options));
+  PGH_ASSERT_OK_AND_ASSIGN(std::unique_ptr<S3Server> s3, StartS3());
   PgCluster& legacy = Cluster("legacy");
   PgCluster& target = Cluster("target");
   PGH_ASSERT_OK(LoadSampleData(legacy, 2));
@@ -605,13 +623,7 @@ TEST_F(MigrationTest, FullRunThroughAnS3Repository) {
   std::filesystem::permissions(secrets, std::filesystem::perms::owner_read |
                                             std::filesystem::perms::owner_write);
   PlanSpec spec = PosixPlan();
-  spec.repository = absl::StrCat(
-      "  s3:\n", "    endpoint: \"", s3->endpoint(), "\"\n", "    port: ", s3->port(), "\n",
-      "    bucket: ", s3->bucket(), "\n", "    region: ", kS3ServerRegion, "\n",
-      "    uri_style: path\n", "    path: /pghaul\n",
-      // pgBackRest 2.45 does not match IP addresses in certificates.
-      "    verify_tls: false\n", "    key_from: {file: \"", secrets, "\", key: s3_key}\n",
-      "    secret_from: {file: \"", secrets, "\", key: s3_key_secret}\n");
+  spec.repository = S3Repository(*s3, secrets);
   PGH_ASSERT_OK(ApplyPlan(spec));
 
   PGH_ASSERT_OK_AND_ASSIGN(CommandResult run, Cli({"run", "m1"}, absl::Seconds(600)));
@@ -671,13 +683,9 @@ TEST_F(MigrationTest, SecretsAreOnlyInTheirPrivateFilesDuringAndAfterAnS3Migrati
   const std::string cipher = "pghaul-cipher-pass-8f3e6a0d5c";
   PGH_ASSERT_OK(AddHost("legacy", 11).status());
   PGH_ASSERT_OK(AddHost("target", 12).status());
-  PGH_ASSERT_OK_AND_ASSIGN(std::string s3_netns, network_->AddHost("s3", 13));
-  S3ServerOptions s3_options;
-  s3_options.netns = s3_netns;
-  s3_options.address = network_->Address("s3");
-  s3_options.dir = absl::StrCat(dir_->path(), "/s3");
-  s3_options.allow_mismatched_signatures = true;  // our own secret key, S3RVER's access key
-  PGH_ASSERT_OK_AND_ASSIGN(std::unique_ptr<S3Server> s3, S3Server::Start(s3_options));
+  // Our own secret key (with S3RVER's access key): any well-formed signature is accepted.
+  PGH_ASSERT_OK_AND_ASSIGN(std::unique_ptr<S3Server> s3,
+                           StartS3(/*allow_mismatched_signatures=*/true));
   PGH_ASSERT_OK(LoadSampleData(Cluster("legacy"), 1));
 
   const std::string secrets = absl::StrCat(plans_dir_, "/secrets.yaml");
@@ -688,11 +696,7 @@ TEST_F(MigrationTest, SecretsAreOnlyInTheirPrivateFilesDuringAndAfterAnS3Migrati
                                             std::filesystem::perms::owner_write);
   PlanSpec spec = PosixPlan();
   spec.repository = absl::StrCat(
-      "  s3:\n", "    endpoint: \"", s3->endpoint(), "\"\n", "    port: ", s3->port(), "\n",
-      "    bucket: ", s3->bucket(), "\n", "    region: ", kS3ServerRegion, "\n",
-      "    uri_style: path\n", "    path: /pghaul\n", "    verify_tls: false\n",
-      "    key_from: {file: \"", secrets, "\", key: s3_key}\n",
-      "    secret_from: {file: \"", secrets, "\", key: s3_key_secret}\n",
+      S3Repository(*s3, secrets),
       "  cipher: {type: aes-256-cbc, passphrase_from: {file: \"", secrets, "\", key: cipher}}\n");
   PGH_ASSERT_OK(ApplyPlan(spec));
 
