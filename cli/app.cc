@@ -1,6 +1,7 @@
 #include "cli/app.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -21,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/types/span.h"
 #include "cli/agent_table.h"
+#include "cli/commands_access.h"
 #include "cli/commands_agents.h"
 #include "cli/commands_certs.h"
 #include "cli/commands_demo.h"
@@ -77,6 +79,7 @@ struct Invocation {
   std::string tls_key;
   std::string tls_server_name;
   bool insecure = false;
+  std::string token_file;  // --token-file: a token naming the caller (commands_access.h)
 };
 
 // A command kept in a file of its own (`demo`): its subcommand in the tree, and what runs it
@@ -230,6 +233,12 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
                "Talk to the controller in plaintext, unauthenticated (a controller with insecure: "
                "true, on a trusted network)")
       ->envname("PGHAUL_INSECURE");
+  app.add_option("--token-file", invocation.token_file,
+                 "A file holding a token that names this CLI user to the controller, with the "
+                 "token's role (pghaul token create); the variable PGHAUL_TOKEN may hold the token "
+                 "itself instead")
+      ->envname("PGHAUL_TOKEN_FILE")
+      ->type_name("FILE");
   CLI::Option* timeout_option =
       app.add_option("--timeout", invocation.timeout,
                      "Deadline of each call to the controller, e.g. 10s, 500ms, 1m; with "
@@ -474,11 +483,19 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
       "Example:\n  pghaul abort legacy-to-new\n\n"
       "Exit status: 0 when the migration ended aborted.");
 
+  CLI::App* whoami = app.add_subcommand(
+      "whoami", "Show who the controller takes you for (certificate or token) and your role");
+  whoami->footer(
+      "Roles: read-only lists and watches; operator also applies plans and runs preflight, "
+      "backup, restore and verify; admin also cuts over, aborts and submits raw tasks "
+      "(docs/security.md).");
+
   // Commands kept in files of their own add themselves here, one line each (a PluggedCommand: the
   // subcommand, and the function that runs it once it was parsed).
   std::vector<PluggedCommand> plugged;
   plugged.push_back(AddDemoCommand(app));
   plugged.push_back(AddCertsCommand(app));
+  plugged.push_back(AddTokenCommand(app));
 
   try {
     app.parse(argc, argv);
@@ -558,10 +575,15 @@ int RunPghaul(int argc, const char* const* argv, std::ostream& out, std::ostream
     err << "pghaul: warning: --insecure: the link to the controller at " << invocation.controller
         << " is plaintext and unauthenticated\n";
   }
+  absl::StatusOr<std::string> token = ResolveToken(invocation.token_file, std::getenv("PGHAUL_TOKEN"));
+  if (!token.ok()) return ReportError(token.status(), err);
   try {
     ControllerClient client(invocation.controller, call_timeout, *credentials,
                             invocation.tls_server_name);
-    if (show->parsed()) {
+    client.set_token(*std::move(token));
+    if (whoami->parsed()) {
+      result = printed(RunWhoAmI(client, *format));
+    } else if (show->parsed()) {
       std::optional<uint32_t> task_limit;
       if (invocation.agent_tasks) {
         task_limit = agent_limit_option->count() > 0 ? invocation.limit : kDefaultAgentTaskLimit;

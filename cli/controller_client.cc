@@ -1,5 +1,7 @@
 #include "cli/controller_client.h"
 
+#include "common/access_tokens.h"
+
 #include <chrono>
 #include <utility>
 
@@ -39,7 +41,7 @@ ControllerClient::ControllerClient(std::string address, absl::Duration timeout,
 
 absl::StatusOr<v1::ListAgentsResponse> ControllerClient::ListAgents() {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::ListAgentsResponse response;
   grpc::Status status = stub_->ListAgents(&context, v1::ListAgentsRequest(), &response);
   if (!status.ok()) return CallError(status, "ListAgents");
@@ -48,7 +50,7 @@ absl::StatusOr<v1::ListAgentsResponse> ControllerClient::ListAgents() {
 
 absl::StatusOr<v1::AgentInfo> ControllerClient::GetAgent(absl::string_view agent_id) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::GetAgentRequest request;
   request.set_agent_id(std::string(agent_id));
   v1::AgentInfo response;
@@ -60,7 +62,7 @@ absl::StatusOr<v1::AgentInfo> ControllerClient::GetAgent(absl::string_view agent
 absl::StatusOr<v1::TaskInfo> ControllerClient::SubmitTask(absl::string_view agent_id,
                                                           const v1::Task& task) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::SubmitTaskRequest request;
   request.set_agent_id(std::string(agent_id));
   *request.mutable_task() = task;
@@ -84,7 +86,7 @@ absl::StatusOr<v1::TaskInfo> ControllerClient::SubmitTask(absl::string_view agen
 absl::StatusOr<v1::TaskInfo> ControllerClient::GetTask(absl::string_view task_id,
                                                        uint32_t recent_events) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::GetTaskRequest request;
   request.set_task_id(std::string(task_id));
   request.set_recent_events(recent_events);
@@ -97,7 +99,7 @@ absl::StatusOr<v1::TaskInfo> ControllerClient::GetTask(absl::string_view task_id
 absl::StatusOr<v1::ListTasksResponse> ControllerClient::ListTasks(absl::string_view agent_id,
                                                                   uint32_t limit) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::ListTasksRequest request;
   request.set_agent_id(std::string(agent_id));
   request.set_limit(limit);
@@ -109,7 +111,7 @@ absl::StatusOr<v1::ListTasksResponse> ControllerClient::ListTasks(absl::string_v
 
 absl::StatusOr<v1::TaskInfo> ControllerClient::CancelTask(absl::string_view task_id) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::CancelTaskRequest request;
   request.set_task_id(std::string(task_id));
   v1::TaskInfo response;
@@ -127,7 +129,7 @@ absl::StatusOr<v1::TaskInfo> ControllerClient::CancelTask(absl::string_view task
 
 absl::StatusOr<v1::MigrationInfo> ControllerClient::ApplyPlan(const v1::ApplyPlanRequest& request) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::MigrationInfo response;
   grpc::Status status = stub_->ApplyPlan(&context, request, &response);
   if (!status.ok()) return CallError(status, "ApplyPlan");
@@ -136,7 +138,7 @@ absl::StatusOr<v1::MigrationInfo> ControllerClient::ApplyPlan(const v1::ApplyPla
 
 absl::StatusOr<v1::ListMigrationsResponse> ControllerClient::ListMigrations() {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::ListMigrationsResponse response;
   grpc::Status status = stub_->ListMigrations(&context, v1::ListMigrationsRequest(), &response);
   if (!status.ok()) return CallError(status, "ListMigrations");
@@ -147,7 +149,7 @@ absl::StatusOr<v1::MigrationInfo> ControllerClient::GetMigration(absl::string_vi
                                                                  uint64_t events_after,
                                                                  uint32_t max_events) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::GetMigrationRequest request;
   request.set_migration_id(std::string(migration_id));
   request.set_events_after(events_after);
@@ -161,7 +163,7 @@ absl::StatusOr<v1::MigrationInfo> ControllerClient::GetMigration(absl::string_vi
 absl::StatusOr<v1::StartPhaseResponse> ControllerClient::StartPhase(
     const v1::StartPhaseRequest& request) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::StartPhaseResponse response;
   grpc::Status status = stub_->StartPhase(&context, request, &response);
   if (status.ok()) return response;
@@ -178,7 +180,7 @@ absl::StatusOr<v1::StartPhaseResponse> ControllerClient::StartPhase(
 
 absl::StatusOr<v1::MigrationInfo> ControllerClient::AbortMigration(absl::string_view migration_id) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::AbortMigrationRequest request;
   request.set_migration_id(std::string(migration_id));
   v1::MigrationInfo response;
@@ -187,8 +189,21 @@ absl::StatusOr<v1::MigrationInfo> ControllerClient::AbortMigration(absl::string_
   return response;
 }
 
-void ControllerClient::SetDeadline(grpc::ClientContext* context) const {
+void ControllerClient::PrepareContext(grpc::ClientContext* context) const {
   context->set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout_));
+  if (!token_.empty()) {
+    context->AddMetadata(std::string(kAuthorizationMetadataKey),
+                         absl::StrCat(kBearerPrefix, token_));
+  }
+}
+
+absl::StatusOr<v1::WhoAmIResponse> ControllerClient::WhoAmI() {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::WhoAmIResponse response;
+  grpc::Status status = stub_->WhoAmI(&context, v1::WhoAmIRequest(), &response);
+  if (!status.ok()) return CallError(status, "WhoAmI");
+  return response;
 }
 
 absl::Status ControllerClient::CallError(const grpc::Status& status, absl::string_view method) {

@@ -13,7 +13,9 @@
 //   anything else                   the controller's own status, code and message unchanged
 //
 //   PermissionDenied                the controller refused the caller's certificate (it is not a
-//                                   CLI certificate, "cli:<name>")
+//                                   CLI certificate, "cli:<name>") or its role is too low for the
+//                                   call (controller/access_policy.h)
+//   Unauthenticated                 the token sent is unknown to the controller
 //
 // With TLS credentials (common/tls_credentials.h) the link is mutual TLS 1.3; without, plaintext.
 #pragma once
@@ -104,13 +106,20 @@ class ControllerClient {
   // NotFound for an unknown id; FailedPrecondition once cutover has promoted the target.
   absl::StatusOr<v1::MigrationInfo> AbortMigration(absl::string_view migration_id);
 
+  // Who the controller takes this client for, and its role.
+  absl::StatusOr<v1::WhoAmIResponse> WhoAmI();
+
+  // Sends `token` with every call from now on ("authorization: Bearer <token>"); "" sends none.
+  void set_token(std::string token) { token_ = std::move(token); }
+
   const std::string& address() const { return address_; }
   absl::Duration timeout() const { return timeout_; }
   // The deadline of the calls made from now on (`task submit --wait` shortens it near its end).
   void set_timeout(absl::Duration timeout) { timeout_ = timeout; }
 
  private:
-  void SetDeadline(grpc::ClientContext* context) const;
+  // Sets the call's deadline and, with a token, its authorization.
+  void PrepareContext(grpc::ClientContext* context) const;
   // Converts a failed call of `method` into an absl::Status worded for the person at the
   // terminal (see the table above).
   absl::Status CallError(const grpc::Status& status, absl::string_view method);
@@ -118,6 +127,7 @@ class ControllerClient {
   std::string address_;
   absl::Duration timeout_;
   bool tls_ = false;
+  std::string token_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Migrations::Stub> stub_;
 };

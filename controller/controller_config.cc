@@ -8,6 +8,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/access_tokens.h"
 #include "common/config_reader.h"
 #include "common/files.h"
 #include "common/status_macros.h"
@@ -20,6 +22,61 @@ std::string Hostname() {
   char name[HOST_NAME_MAX + 1] = {};
   if (gethostname(name, sizeof(name) - 1) != 0) return "";
   return name;
+}
+
+// Reads the `access` section into `out`: each role's list of CLI names, the default role, and
+// the tokens, each "<name> <role> sha256:<hex>" as `pghaul token create` prints it.
+void ReadAccess(ConfigReader& root, AccessConfig* out) {
+  out->configured = root.Has("access");
+  ConfigReader access = root.Section("access");
+  if (!out->configured) {
+    // Known keys, absent: an unknown key under a missing section cannot occur.
+    return;
+  }
+  out->default_role = Role::kReadOnly;
+  std::string default_role(RoleName(out->default_role));
+  if (access.OneOf("default_role", &default_role, {"read-only", "operator", "admin"})) {
+    out->default_role = *ParseRole(default_role);
+  }
+  const StringRule cli_name{[](absl::string_view name) { return ValidateCliName(name).ok(); },
+                            "a CLI name as in its certificate's cli:<name>: 1 to 63 of a-z, 0-9, "
+                            "'.', '_' or '-'"};
+  for (Role role : {Role::kReadOnly, Role::kOperator, Role::kAdmin}) {
+    const std::string key(RoleConfigKey(role));
+    std::vector<std::string> names;
+    if (!access.StringList(key, &names, kOptional, &cli_name)) continue;
+    for (const std::string& name : names) {
+      auto [it, inserted] = out->users.emplace(name, role);
+      if (!inserted && it->second != role) {
+        access.AddError(key, absl::StrCat("'", name, "' is also listed under ",
+                                          RoleConfigKey(it->second), ": give each user one role"));
+      }
+    }
+  }
+  std::vector<std::string> tokens;
+  access.StringList("tokens", &tokens);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    std::vector<std::string> fields =
+        absl::StrSplit(tokens[i], absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    std::optional<Role> role = fields.size() == 3 ? ParseRole(fields[1]) : std::nullopt;
+    const std::string key = absl::StrCat("tokens[", i, "]");
+    if (fields.size() != 3 || !ValidateCliName(fields[0]).ok() || !role.has_value() ||
+        !IsAccessTokenDigest(fields[2])) {
+      access.AddError(key, "expected \"<name> <read-only|operator|admin> sha256:<64 hex digits>\" "
+                           "as printed by pghaul token create");
+      continue;
+    }
+    for (const AccessToken& earlier : out->tokens) {
+      if (earlier.name == fields[0]) {
+        access.AddError(key, absl::StrCat("token name '", fields[0], "' is used twice"));
+      }
+      if (earlier.digest == fields[2]) {
+        access.AddError(key, absl::StrCat("the same token is listed for '", earlier.name,
+                                          "' and '", fields[0], "'"));
+      }
+    }
+    out->tokens.push_back({fields[0], *role, fields[2]});
+  }
 }
 
 }  // namespace
@@ -51,6 +108,7 @@ absl::StatusOr<ControllerConfig> ParseControllerConfig(absl::string_view yaml,
   ReadTransportSecurity(root, /*with_server_name=*/false, &security);
   config.insecure = security.insecure;
   config.tls = security.tls;
+  ReadAccess(root, &config.access);
   if (root.Has("controller_id")) {
     root.String("controller_id", &config.controller_id, kRequired, &controller_id);
   } else {

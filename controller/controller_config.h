@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/tls_certificates.h"
+#include "controller/access_policy.h"
 
 namespace pghaul::controller {
 
@@ -18,6 +19,8 @@ struct ControllerConfig {
   // Key tls {ca, cert, key}: mutual TLS for agents and the CLI (docs/security.md). Checked for
   // content at start-up (LoadTlsFiles), not here.
   TlsFilePaths tls;
+  // Key access: roles of CLI users and tokens (controller/access_policy.h, docs/security.md).
+  AccessConfig access;
   std::string controller_id;                             // default: this host's name
   std::string state_dir = "/var/lib/pghaul";             // absolute
   absl::Duration heartbeat_interval = absl::Seconds(2);  // between 100ms and 60s

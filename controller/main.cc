@@ -97,7 +97,22 @@ int Run(const std::string& config_path) {
                                .store = store->get(),
                                .clock = Clock::Real(),
                                .env = [](const char* name) { return ::getenv(name); }});
-  MigrationsService migrations_service(&registry, tasks->get(), &migrations, require_certificates);
+  AccessPolicy access(config->access, require_certificates);
+  if (!config->access.configured) {
+    PGH_LOG_WARN(
+        "no access section in {}: every CLI caller{} is admin and may cut over and abort; "
+        "docs/security.md (Roles and tokens) sets up read-only and operator users",
+        config_path, require_certificates ? " with a CLI certificate" : "");
+  } else {
+    PGH_LOG_INFO("access: {} user(s) with roles, {} token(s), others {}",
+                 config->access.users.size(), config->access.tokens.size(),
+                 RoleName(config->access.default_role));
+    if (config->insecure && !config->access.tokens.empty()) {
+      PGH_LOG_WARN("access.tokens on a plaintext controller: tokens cross the network unencrypted "
+                   "and can be replayed by whoever sees them");
+    }
+  }
+  MigrationsService migrations_service(&registry, tasks->get(), &migrations, &access);
 
   grpc::ServerBuilder builder;
   ApplyServerOptions(builder);

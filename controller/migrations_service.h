@@ -3,6 +3,7 @@
 
 #include <functional>
 
+#include "controller/access_policy.h"
 #include "controller/agent_registry.h"
 #include "controller/migration_manager.h"
 #include "controller/task_tracker.h"
@@ -13,15 +14,13 @@ namespace pghaul::controller {
 class MigrationsService final : public v1::Migrations::CallbackService {
  public:
   // `migrations` may be null (tests of the agent and task calls only): the migration calls then
-  // answer UNIMPLEMENTED. With `require_cli_certificates` (a mutual TLS server), every call must
-  // come with a CLI certificate ("cli:<name>", common/tls_credentials.h): an agent's or the
-  // controller's certificate gets PERMISSION_DENIED.
+  // answer UNIMPLEMENTED. `access` names each caller and decides what it may do
+  // (controller/access_policy.h): on a mutual TLS server every call must come with a CLI
+  // certificate ("cli:<name>"); an agent's or the controller's gets PERMISSION_DENIED, and so
+  // does a caller whose role is too low. Mutating calls are logged with their caller.
   MigrationsService(const AgentRegistry* registry, TaskTracker* tasks,
-                    MigrationManager* migrations = nullptr, bool require_cli_certificates = false)
-      : registry_(registry),
-        tasks_(tasks),
-        migrations_(migrations),
-        require_cli_certificates_(require_cli_certificates) {}
+                    MigrationManager* migrations, const AccessPolicy* access)
+      : registry_(registry), tasks_(tasks), migrations_(migrations), access_(access) {}
 
   grpc::ServerUnaryReactor* ListAgents(grpc::CallbackServerContext* context,
                                        const v1::ListAgentsRequest* request,
@@ -64,16 +63,22 @@ class MigrationsService final : public v1::Migrations::CallbackService {
   grpc::ServerUnaryReactor* AbortMigration(grpc::CallbackServerContext* context,
                                            const v1::AbortMigrationRequest* request,
                                            v1::MigrationInfo* response) override;
+  grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* context,
+                                   const v1::WhoAmIRequest* request,
+                                   v1::WhoAmIResponse* response) override;
 
  private:
-  // Checks the caller, then runs `body` and finishes the call with its status.
-  grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context,
-                                    const std::function<absl::Status()>& body) const;
+  // Names the caller and checks it may do `what` (which needs `needed`), then runs `body` and
+  // finishes the call with its status. A `what` that changes something is logged with the
+  // caller and the outcome (`body` gets the caller for its own log lines).
+  grpc::ServerUnaryReactor* Respond(grpc::CallbackServerContext* context, Role needed,
+                                    absl::string_view what,
+                                    const std::function<absl::Status(const Caller&)>& body) const;
 
   const AgentRegistry* const registry_;
   TaskTracker* const tasks_;
   MigrationManager* const migrations_;
-  const bool require_cli_certificates_;
+  const AccessPolicy* const access_;
 };
 
 }  // namespace pghaul::controller

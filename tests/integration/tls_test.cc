@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/version.h"
@@ -30,6 +31,7 @@ namespace pghaul::integration {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class TlsTest : public ::testing::Test {
  protected:
@@ -63,8 +65,9 @@ class TlsTest : public ::testing::Test {
     return {ca_dir_ + "/ca.crt", ca_dir_ + "/" + base + ".crt", ca_dir_ + "/" + base + ".key"};
   }
 
-  absl::Status StartController(bool tls) {
+  absl::Status StartController(bool tls, std::string extra_yaml = "") {
     ControllerOptions options;
+    options.extra_yaml = std::move(extra_yaml);
     if (tls) options.tls = Files("controller");
     auto controller = PghaulController::Create(dir_->path() + "/controller", options);
     if (!controller.ok()) return controller.status();
@@ -220,6 +223,71 @@ TEST_F(TlsTest, ClientsWithoutACliCertificateFromThisCaAreRefused) {
   // The one that belongs.
   PGH_ASSERT_OK_AND_ASSIGN(CommandResult alice, Cli("cli-alice").Run({"agents"}));
   EXPECT_EQ(alice.exit_code, 0) << alice.stderr_text;
+}
+
+TEST_F(TlsTest, RolesAndTokensDecideWhatEachCliUserMayDo) {
+  PGH_ASSERT_OK(Pghaul({"certs", "issue", "--dir", ca_dir_, "--cli", "bob"}));
+  const std::string token_file = dir_->path() + "/operator.token";
+  PGH_ASSERT_OK_AND_ASSIGN(
+      std::string made,
+      RunChecked({PghaulBinary("cli/pghaul"), "token", "create", "--name", "release", "--role",
+                  "operator", "--out", token_file, "-o", "json"}));
+  const std::string config_line = nlohmann::json::parse(made)["config_line"];
+  PGH_ASSERT_OK(StartController(
+      /*tls=*/true, absl::StrCat("access:\n  admin: [alice]\n  read_only: [bob]\n  tokens:\n"
+                                 "    - \"", config_line, "\"\n")));
+
+  // Phase commands run --detach: they then call StartPhase (or AbortMigration) first, so that
+  // the controller's answer about m1, which does not exist, shows whether the caller got past
+  // its role check (NOT_FOUND, exit 65) or not (PERMISSION_DENIED, 77).
+
+  // bob reads, and is refused anything that changes something, with the role it needs.
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult who, Cli("cli-bob").Run({"whoami"}));
+  EXPECT_EQ(who.exit_code, 0) << who.stderr_text;
+  EXPECT_EQ(who.stdout_text, "cli:bob (read-only)\n");
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult list, Cli("cli-bob").Run({"migrations"}));
+  EXPECT_EQ(list.exit_code, 0) << list.stderr_text;
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult backup, Cli("cli-bob").Run({"backup", "m1", "--detach"}));
+  EXPECT_EQ(backup.exit_code, 77) << backup.stderr_text;
+  EXPECT_THAT(backup.stderr_text, HasSubstr("cli:bob (read-only) may not start backup of "
+                                            "migration m1: it needs the operator role"));
+
+  // bob's certificate with the operator token: the token names the caller.
+  PGH_ASSERT_OK_AND_ASSIGN(who, Cli("cli-bob").Run({"--token-file", token_file, "whoami"}));
+  EXPECT_EQ(who.stdout_text, "token:release (operator)\n") << who.stderr_text;
+  // Allowed to start a backup: the controller gets as far as finding no such migration.
+  PGH_ASSERT_OK_AND_ASSIGN(backup,
+                           Cli("cli-bob").Run({"--token-file", token_file, "backup", "m1", "--detach"}));
+  EXPECT_EQ(backup.exit_code, 65) << backup.stderr_text;
+  EXPECT_THAT(backup.stderr_text, Not(HasSubstr("may not")));
+  for (std::vector<std::string> command :
+       {std::vector<std::string>{"cutover", "m1", "--detach"},
+        {"abort", "m1", "--detach"},
+        {"run", "m1", "--detach"}}) {
+    command.insert(command.begin(), {"--token-file", token_file});
+    PGH_ASSERT_OK_AND_ASSIGN(CommandResult refused, Cli("cli-bob").Run(command));
+    EXPECT_EQ(refused.exit_code, 77) << command[2] << ": " << refused.stderr_text;
+    EXPECT_THAT(refused.stderr_text, HasSubstr("it needs the admin role")) << command[2];
+  }
+
+  // alice is admin; a token the controller does not know is refused, whoever presents it.
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult cutover, Cli("cli-alice").Run({"cutover", "m1", "--detach"}));
+  EXPECT_EQ(cutover.exit_code, 65) << cutover.stderr_text;
+  const std::string stranger = dir_->path() + "/stranger.token";
+  PGH_ASSERT_OK(Pghaul({"token", "create", "--name", "x", "--role", "admin", "--out", stranger}));
+  PGH_ASSERT_OK_AND_ASSIGN(who, Cli("cli-alice").Run({"--token-file", stranger, "whoami"}));
+  EXPECT_EQ(who.exit_code, 77) << who.stderr_text;
+  EXPECT_THAT(who.stderr_text, HasSubstr("not one of this controller's access.tokens"));
+
+  // The controller's log says who did what, and holds no token.
+  PGH_ASSERT_OK_AND_ASSIGN(std::string log, ReadFile(controller_->log_path()));
+  EXPECT_THAT(log, HasSubstr("start cutover of migration m1 by cli:alice (admin): NOT_FOUND"));
+  EXPECT_THAT(log, HasSubstr("start backup of migration m1 by token:release (operator)"));
+  EXPECT_THAT(log, HasSubstr("refusing a CLI call"));
+  for (const std::string& file : {token_file, stranger}) {
+    PGH_ASSERT_OK_AND_ASSIGN(std::string token, ReadFile(file));
+    EXPECT_THAT(log, Not(HasSubstr(std::string(absl::StripAsciiWhitespace(token)))));
+  }
 }
 
 TEST_F(TlsTest, ControllerSpeaksTls13Only) {

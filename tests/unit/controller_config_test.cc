@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "common/access_tokens.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -137,7 +139,7 @@ TEST(ControllerConfigTest, RefusesABadControllerIdAndRelativeStateDir) {
 
 TEST(ControllerConfigTest, RefusesAnUnknownKeyAndListsTheKnownOnes) {
   std::string message = ErrorOf(std::string(kMinimal) + "heartbeat: 2s\n");
-  EXPECT_THAT(message, HasSubstr("unknown key 'heartbeat' (known keys: listen, insecure, tls, "
+  EXPECT_THAT(message, HasSubstr("unknown key 'heartbeat' (known keys: listen, insecure, tls, access, "
                                  "controller_id, state_dir, heartbeat_interval, "
                                  "missed_heartbeats, log)"));
 }
@@ -171,6 +173,58 @@ TEST(ControllerConfigTest, TheDocumentedExamplesAreValid) {
     absl::StatusOr<ControllerConfig> config = ParseControllerConfig(yaml, name);
     EXPECT_TRUE(config.ok()) << config.status();
   }
+}
+
+TEST(ControllerConfigTest, WithoutAnAccessSectionEveryCallerIsAdmin) {
+  absl::StatusOr<ControllerConfig> config = ParseControllerConfig(kMinimal, "controller.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->access.configured);
+  EXPECT_EQ(config->access.default_role, Role::kAdmin);
+}
+
+TEST(ControllerConfigTest, ReadsRolesAndTokens) {
+  const std::string digest = AccessTokenDigest("pghaul_some-token-for-the-ci");
+  absl::StatusOr<ControllerConfig> config = ParseControllerConfig(
+      absl::StrCat(kMinimal, "access:\n  admin: [alice]\n  operator: [bob, carol]\n",
+                   "  read_only: [dave]\n  tokens:\n    - \"ci operator ", digest, "\"\n"),
+      "controller.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->access.configured);
+  EXPECT_EQ(config->access.default_role, Role::kReadOnly);  // with a section: least privilege
+  EXPECT_EQ(config->access.users.at("alice"), Role::kAdmin);
+  EXPECT_EQ(config->access.users.at("carol"), Role::kOperator);
+  EXPECT_EQ(config->access.users.at("dave"), Role::kReadOnly);
+  ASSERT_EQ(config->access.tokens.size(), 1u);
+  EXPECT_EQ(config->access.tokens[0].name, "ci");
+  EXPECT_EQ(config->access.tokens[0].role, Role::kOperator);
+  EXPECT_EQ(config->access.tokens[0].digest, digest);
+
+  // Even an empty section means roles are in use.
+  config = ParseControllerConfig(absl::StrCat(kMinimal, "access: {}\n"), "controller.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->access.configured);
+  EXPECT_EQ(config->access.default_role, Role::kReadOnly);
+}
+
+TEST(ControllerConfigTest, RefusesAmbiguousOrMalformedAccess) {
+  std::string error = ErrorOf(absl::StrCat(
+      kMinimal,
+      "access:\n  admin: [alice]\n  operator: [alice]\n  read_only: [carol, \"Bad Name\"]\n"
+      "  default_role: root\n"
+      "  tokens:\n    - \"ci admin sha256:abc\"\n    - \"x\"\n  superuser: [eve]\n"));
+  EXPECT_THAT(error, HasSubstr("key 'access.admin': 'alice' is also listed under operator: give each user one "
+                               "role"));
+  EXPECT_THAT(error, HasSubstr("access.read_only[1]"));
+  EXPECT_THAT(error, HasSubstr("access.default_role"));
+  EXPECT_THAT(error, HasSubstr("access.tokens[0]': expected \"<name> <read-only|operator|admin> "
+                               "sha256:<64 hex digits>\""));
+  EXPECT_THAT(error, HasSubstr("access.tokens[1]"));
+  EXPECT_THAT(error, HasSubstr("unknown key 'access.superuser'"));
+
+  const std::string digest = AccessTokenDigest("pghaul_some-token-for-the-ci");
+  error = ErrorOf(absl::StrCat(kMinimal, "access:\n  tokens:\n    - \"a admin ", digest,
+                               "\"\n    - \"b read-only ", digest, "\"\n"));
+  EXPECT_THAT(error, HasSubstr("the same token is listed for 'a' and 'b'"));
 }
 
 }  // namespace

@@ -9,8 +9,11 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "common/access_tokens.h"
 #include "common/clock.h"
 #include "common/files.h"
+#include "common/grpc_status.h"
 #include "common/version.h"
 #include "controller/agent_link_service.h"
 #include "controller/agent_registry.h"
@@ -30,6 +33,7 @@ namespace pghaul {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string MakeTempDir() {
   char pattern[] = "/tmp/pghaul-tls-test-XXXXXX";
@@ -190,6 +194,36 @@ class MutualTlsServerTest : public ::testing::Test {
     return stream->Finish();
   }
 
+  static constexpr absl::string_view kCiToken = "pghaul_test-token-of-the-ci-user";
+
+  // Asks who the caller is; `token` "" sends none.
+  absl::StatusOr<v1::WhoAmIResponse> WhoAmI(std::shared_ptr<grpc::Channel> channel,
+                                            absl::string_view token = "") {
+    auto stub = v1::Migrations::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!token.empty()) context.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    v1::WhoAmIResponse response;
+    grpc::Status status = stub->WhoAmI(&context, v1::WhoAmIRequest(), &response);
+    if (!status.ok()) return FromGrpcStatus(status);
+    return response;
+  }
+
+  // Starts `command` of a migration; the controller has no migrations, so a caller allowed to
+  // gets UNIMPLEMENTED, one that is not PERMISSION_DENIED.
+  grpc::Status StartPhase(std::shared_ptr<grpc::Channel> channel, const std::string& command,
+                          bool dry_run = false) {
+    auto stub = v1::Migrations::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::StartPhaseRequest request;
+    request.set_migration_id("m1");
+    request.set_command(command);
+    request.set_dry_run(dry_run);
+    v1::StartPhaseResponse response;
+    return stub->StartPhase(&context, request, &response);
+  }
+
   grpc::Status ListAgents(std::shared_ptr<grpc::Channel> channel) {
     auto stub = v1::Migrations::NewStub(channel);
     grpc::ClientContext context;
@@ -204,8 +238,14 @@ class MutualTlsServerTest : public ::testing::Test {
   controller::AgentRegistry registry_{Clock::Real(), absl::Seconds(1), 3};
   controller::AgentLinkService link_{&registry_, tasks_.get(), "ctl", absl::Seconds(1),
                                      /*require_certificates=*/true};
-  controller::MigrationsService migrations_{&registry_, tasks_.get(), nullptr,
-                                            /*require_cli_certificates=*/true};
+  // alice is admin, bob read-only, others operator; the token "ci" is admin.
+  controller::AccessPolicy access_{
+      {.configured = true,
+       .default_role = controller::Role::kOperator,
+       .users = {{"alice", controller::Role::kAdmin}, {"bob", controller::Role::kReadOnly}},
+       .tokens = {{"ci", controller::Role::kAdmin, AccessTokenDigest(kCiToken)}}},
+      /*require_cli_certificates=*/true};
+  controller::MigrationsService migrations_{&registry_, tasks_.get(), nullptr, &access_};
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
 };
@@ -238,6 +278,45 @@ TEST_F(MutualTlsServerTest, ServesACliCertificateAndRefusesAnAgentOne) {
   grpc::Status agent = ListAgents(Channel(pki_.Issue(CertificateKind::kAgent, "db1")));
   EXPECT_EQ(agent.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(agent.error_message(), HasSubstr("this call needs a CLI certificate"));
+}
+
+TEST_F(MutualTlsServerTest, EachCliCertificateGetsItsRoleAndNoMore) {
+  auto bob = Channel(pki_.Issue(CertificateKind::kCli, "bob"));
+  absl::StatusOr<v1::WhoAmIResponse> who = WhoAmI(bob);
+  ASSERT_TRUE(who.ok()) << who.status();
+  EXPECT_EQ(who->caller(), "cli:bob");
+  EXPECT_EQ(who->role(), "read-only");
+  EXPECT_TRUE(ListAgents(bob).ok());
+  EXPECT_EQ(StartPhase(bob, "verify", /*dry_run=*/true).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);  // a dry run is read-only
+  grpc::Status refused = StartPhase(bob, "verify");
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(refused.error_message(),
+              HasSubstr("cli:bob (read-only) may not start verify of migration m1: it needs the "
+                        "operator role; an admin can list bob under access.operator"));
+
+  auto carol = Channel(pki_.Issue(CertificateKind::kCli, "carol"));  // the default role
+  EXPECT_EQ(StartPhase(carol, "verify").error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(StartPhase(carol, "cutover").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(StartPhase(carol, "run").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  auto alice = Channel(pki_.Issue(CertificateKind::kCli, "alice"));
+  EXPECT_EQ(StartPhase(alice, "cutover").error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(MutualTlsServerTest, ATokenNamesTheCallerAndAnUnknownOneIsRefused) {
+  auto bob = Channel(pki_.Issue(CertificateKind::kCli, "bob"));
+  absl::StatusOr<v1::WhoAmIResponse> who = WhoAmI(bob, kCiToken);
+  ASSERT_TRUE(who.ok()) << who.status();
+  EXPECT_EQ(who->caller(), "token:ci");
+  EXPECT_EQ(who->role(), "admin");
+
+  absl::StatusOr<v1::WhoAmIResponse> unknown = WhoAmI(bob, "pghaul_a-token-nobody-made-here");
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(unknown.status().message(), Not(HasSubstr("nobody-made")));
+  // A token does not replace the certificate: an agent's certificate is refused even with one.
+  auto agent = Channel(pki_.Issue(CertificateKind::kAgent, "db1"));
+  EXPECT_EQ(WhoAmI(agent, kCiToken).status().code(), absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(MutualTlsServerTest, RefusesClientsWithoutACertificateOrFromAnotherCaOrInPlaintext) {
