@@ -4,11 +4,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "agent/path_confinement.h"
 #include "common/config_reader.h"
 #include "common/files.h"
 #include "common/identifiers.h"
 #include "common/status_macros.h"
 #include "common/tls_config.h"
+#include "common/validators.h"
 #include "pghaul/v1/tasks.pb.h"
 
 namespace pghaul::agent {
@@ -53,6 +55,38 @@ void ReadServiceSection(ConfigReader service, const StringRule& absolute_path,
       service.AddError("method", absl::StrCat("cannot ", v1::ServiceAction::Action_Name(action),
                                               " the server with method ", method, ": ", message));
       return;
+    }
+  }
+}
+
+// Whether `path` is `area` or below it: resolved (agent/path_confinement.h) when both can be,
+// as written otherwise (e.g. a link to a directory not mounted yet).
+bool Overlaps(const std::string& path, const std::string& area) {
+  absl::StatusOr<bool> resolved = ResolvedPathIsWithin(path, area);
+  if (resolved.ok()) return *resolved;
+  return PathWithinRoots(path, {area});
+}
+
+// The places the configuration names must keep apart, checked at load so that an agent that
+// would put its own state (and the repository secrets) into the data directory never starts:
+// pgBackRest's backup would copy it into the repository and a delta restore would delete it.
+void CheckPathsApart(ConfigReader& root, const AgentConfig& config) {
+  if (config.data_directory.empty() || config.state_dir.empty()) return;  // already reported
+  if (Overlaps(config.state_dir, config.data_directory)) {
+    root.AddError("state_dir", absl::StrCat("'", config.state_dir, "' is inside data_directory '",
+                                            config.data_directory,
+                                            "', which pgBackRest backs up and restores over: "
+                                            "keep the agent's state outside it"));
+  } else if (Overlaps(config.data_directory, config.state_dir)) {
+    root.AddError("data_directory",
+                  absl::StrCat("'", config.data_directory, "' is inside state_dir '",
+                               config.state_dir, "': keep the agent's state outside it"));
+  }
+  for (const std::string& path : config.roots) {
+    if (Overlaps(path, config.data_directory)) {
+      root.AddError("roots",
+                    absl::StrCat("'", path, "' is inside data_directory '", config.data_directory,
+                                 "': no task may name a path there, so it cannot be a root"));
     }
   }
 }
@@ -124,6 +158,7 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(absl::string_view yaml,
   root.String("run_as", &config.run_as, kOptional, &user_name);
   root.StringList("roots", &config.roots, kOptional, &absolute_path);
   if (config.roots.empty()) config.roots.push_back(config.state_dir);
+  CheckPathsApart(root, config);
   ReadServiceSection(root.Section("service"), absolute_path, config);
   root.Duration("facts_interval", &config.facts_interval, absl::Seconds(1), absl::Hours(24));
 

@@ -50,8 +50,10 @@ struct AgentConfig {
   // Key run_as: the OS user to switch to when started as root (agent/privileges.h); "" refuses
   // to run as root. Not root itself.
   std::string run_as;
-  // Directories the controller's tasks may name (posix repositories, CA and certificate files).
-  // Key roots, a list of absolute paths; default: just state_dir.
+  // Directories the controller's tasks may name (posix repositories, CA and certificate files),
+  // checked after resolving symbolic links (agent/path_confinement.h). Key roots, a list of
+  // absolute paths; default: just state_dir. None may lie inside data_directory, and state_dir
+  // and data_directory may not lie inside each other (checked at load, links resolved).
   std::vector<std::string> roots;
   // Key service: how the agent starts, stops and promotes its PostgreSQL. Its data_directory is
   // the top-level data_directory. Checked at load with ServiceCommand for every action.

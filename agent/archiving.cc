@@ -223,7 +223,8 @@ absl::StatusOr<std::map<std::string, std::string>> EnableArchiving(const Postgre
 
   // Saved before anything changes, so a failure below still leaves the originals on disk.
   const std::string saved_path = SavedArchivingPath(env, migration_id);
-  absl::StatusOr<std::string> existing = ReadFile(saved_path, kMaxSavedFileBytes);
+  PGH_RETURN_IF_ERROR(CheckNoSymlinksBelow(env.state_dir, saved_path));
+  absl::StatusOr<std::string> existing = ReadRegularFile(saved_path, kMaxSavedFileBytes);
   if (existing.ok()) {
     PGH_RETURN_IF_ERROR(ParseSaved(*existing, saved_path).status());
   } else if (absl::IsNotFound(existing.status())) {
@@ -264,7 +265,9 @@ absl::StatusOr<std::map<std::string, std::string>> RestoreArchiving(
     absl::string_view migration_id) {
   PGH_RETURN_IF_ERROR(ValidateMigrationId(migration_id));
   const std::string saved_path = SavedArchivingPath(env, migration_id);
-  absl::StatusOr<std::string> json = ReadFile(saved_path, kMaxSavedFileBytes);
+  // The values read here go into ALTER SYSTEM: never from a file a link leads to.
+  PGH_RETURN_IF_ERROR(CheckNoSymlinksBelow(env.state_dir, saved_path));
+  absl::StatusOr<std::string> json = ReadRegularFile(saved_path, kMaxSavedFileBytes);
   if (absl::IsNotFound(json.status())) {
     return absl::NotFoundError(absl::StrCat(
         "no archiving settings were saved for migration ", migration_id, " (", saved_path,

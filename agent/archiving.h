@@ -51,7 +51,8 @@ std::string ArchiveCommandFor(absl::string_view binary, absl::string_view config
 // ("false" when archive_command already was this one and archive_mode already on, so a second call
 // before the restart says "true" again). An archive_mode of `always` is kept as it is. Errors:
 //   InvalidArgument     a bad migration id or stanza, or a binary path that is not absolute.
-//   FailedPrecondition  no config or include path for the migration; archive_library is set
+//   FailedPrecondition  no config or include path for the migration; a symbolic link where the
+//                       saved settings file or its directory should be; archive_library is set
 //                       (pghaul archives through archive_command, which archive_library would
 //                       override); the server refused ALTER SYSTEM (e.g. not a superuser); the new
 //                       archive_command is not in effect after the reload; the settings are not

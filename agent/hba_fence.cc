@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -122,11 +123,24 @@ absl::Status ReplaceFileKeepingOwner(const std::string& path, absl::string_view 
   const std::string target = resolved;
   struct stat st;
   if (::stat(target.c_str(), &st) != 0) return ErrnoError("cannot stat", target, errno);
+  // Only a regular file is replaced: the server's hba_file could name a device or a directory.
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(target, " (", path, ") is not a regular file: not replaced"));
+  }
   const size_t slash = target.rfind('/');
   const std::string dir = slash == 0 ? "/" : target.substr(0, slash);
-  const std::string temp = absl::StrCat(target, ".pghaul-tmp.", ::getpid());
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoError("cannot create", temp, errno);
+  // A fresh name per attempt, created with O_EXCL | O_NOFOLLOW: a file or link already there
+  // (left by a crash of an agent with the same pid, or planted) is never written through.
+  static std::atomic<uint64_t> attempts{0};
+  std::string temp;
+  int fd = -1;
+  for (int tries = 0; tries < 100 && fd < 0; ++tries) {
+    temp = absl::StrCat(target, ".pghaul-tmp.", ::getpid(), ".", attempts.fetch_add(1));
+    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) return ErrnoError("cannot create", temp, errno);
+  }
+  if (fd < 0) return ErrnoError("cannot create", temp, EEXIST);
   auto fail = [&](absl::string_view what, int err) {
     ::close(fd);
     ::unlink(temp.c_str());

@@ -61,8 +61,10 @@ absl::StatusOr<std::string> RemoveHbaFence(absl::string_view hba, absl::string_v
                                            bool* removed = nullptr);
 
 // Replaces the file at `path` (symbolic links followed) with `contents`, keeping its owner,
-// group and permission bits: a temporary file in the same directory, fsync, rename, fsync of
-// the directory. Errors: NotFound or PermissionDenied or Internal naming the path and errno.
+// group and permission bits: a temporary file of a unique name in the same directory, created
+// O_EXCL | O_NOFOLLOW, fsync, rename, fsync of the directory. `path` comes from the server
+// (SHOW hba_file), not from a task. Errors: NotFound or PermissionDenied or Internal naming the
+// path and errno; FailedPrecondition when it is not a regular file.
 absl::Status ReplaceFileKeepingOwner(const std::string& path, absl::string_view contents);
 
 }  // namespace pghaul::agent

@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agent/path_confinement.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/validators.h"
@@ -99,7 +100,7 @@ absl::Status RenderRepository(const PgBackRestEnvironment& env, const v1::Reposi
   switch (repo.kind_case()) {
     case v1::RepositorySpec::kPosix: {
       const std::string& path = repo.posix().path();
-      PGH_RETURN_IF_ERROR(ValidatePathWithinRoots(path, env.allowed_roots, "repository path"));
+      PGH_RETURN_IF_ERROR(TaskPathConfinement(env).Check(path, "repository path").status());
       if (!repo.path().empty() && repo.path() != path) {
         return absl::InvalidArgumentError(
             "repository.path and repository.posix.path differ: for a posix repository give the "
@@ -118,7 +119,7 @@ absl::Status RenderRepository(const PgBackRestEnvironment& env, const v1::Reposi
       if (!s3.uri_style().empty()) PGH_RETURN_IF_ERROR(ValidateUriStyle(s3.uri_style()));
       if (s3.port() != 0) PGH_RETURN_IF_ERROR(ValidatePort(s3.port(), "S3 port"));
       if (!s3.ca_file().empty()) {
-        PGH_RETURN_IF_ERROR(ValidatePathWithinRoots(s3.ca_file(), env.allowed_roots, "S3 CA file"));
+        PGH_RETURN_IF_ERROR(TaskPathConfinement(env).Check(s3.ca_file(), "S3 CA file").status());
       }
       PGH_RETURN_IF_ERROR(RequireSecret(secrets.s3_key(), "s3_key", "for an S3 repository"));
       PGH_RETURN_IF_ERROR(
@@ -150,13 +151,12 @@ absl::Status RenderRepository(const PgBackRestEnvironment& env, const v1::Reposi
             "a TLS repository host needs repository.host.cert_file and repository.host.key_file "
             "(the client certificate pgBackRest presents)");
       }
-      PGH_RETURN_IF_ERROR(ValidatePathWithinRoots(host.cert_file(), env.allowed_roots,
-                                                  "repository host cert file"));
+      const PathConfinement confinement = TaskPathConfinement(env);
       PGH_RETURN_IF_ERROR(
-          ValidatePathWithinRoots(host.key_file(), env.allowed_roots, "repository host key file"));
+          confinement.Check(host.cert_file(), "repository host cert file").status());
+      PGH_RETURN_IF_ERROR(confinement.Check(host.key_file(), "repository host key file").status());
       if (!host.ca_file().empty()) {
-        PGH_RETURN_IF_ERROR(
-            ValidatePathWithinRoots(host.ca_file(), env.allowed_roots, "repository host CA file"));
+        PGH_RETURN_IF_ERROR(confinement.Check(host.ca_file(), "repository host CA file").status());
       }
       ini.Set("repo1-host", host.host());
       ini.Set("repo1-host-type", "tls");
@@ -191,9 +191,10 @@ absl::Status RenderRepository(const PgBackRestEnvironment& env, const v1::Reposi
   return absl::OkStatus();
 }
 
+// lchown: the path was checked not to be a link, and a link swapped in since is not followed.
 absl::Status Chown(const std::string& path, const PgBackRestEnvironment& env) {
   if (env.run_as_uid == static_cast<uid_t>(-1)) return absl::OkStatus();
-  if (chown(path.c_str(), env.run_as_uid, env.run_as_gid) != 0) {
+  if (lchown(path.c_str(), env.run_as_uid, env.run_as_gid) != 0) {
     int err = errno;
     return absl::PermissionDeniedError(absl::StrCat("cannot chown '", path, "' to ", env.run_as_uid,
                                                     ":", env.run_as_gid, ": ",
@@ -220,8 +221,9 @@ absl::Status SyncDirectory(const std::string& dir) {
 }
 
 // conf.d, created if missing and forced to 0700 and the run-as owner if it was there already.
+// Neither it nor a directory between state_dir and it may be a link.
 absl::Status MakePrivateDirectory(const std::string& dir, const PgBackRestEnvironment& env) {
-  PGH_RETURN_IF_ERROR(MakeDirectories(dir, 0700));
+  PGH_RETURN_IF_ERROR(MakeDirectoriesBelow(env.state_dir, dir, 0700));
   struct stat st;
   if (lstat(dir.c_str(), &st) != 0) return ErrnoStatus("cannot stat", dir, errno);
   if (!S_ISDIR(st.st_mode)) {
@@ -308,6 +310,27 @@ absl::Status ValidateEnvironment(const PgBackRestEnvironment& env) {
     PGH_RETURN_IF_ERROR(ValidateAbsolutePath(env.run_as_prefix[0], "run-as program"));
   }
   return absl::OkStatus();
+}
+
+PathConfinement TaskPathConfinement(const PgBackRestEnvironment& env) {
+  std::vector<ReservedArea> reserved = {
+      {env.pg_path, "PostgreSQL's data directory"},
+      {absl::StrCat(env.state_dir, "/pgbackrest"), "the agent's own pgBackRest configuration"},
+      {absl::StrCat(env.state_dir, "/tasks"), "the agent's own task results"},
+  };
+  return PathConfinement(env.allowed_roots, std::move(reserved));
+}
+
+absl::Status RecheckConfiguredPaths(const PgBackRestEnvironment& env,
+                                    const ConfiguredMigration& configured) {
+  if (configured.posix_repo_path.empty()) return absl::OkStatus();
+  absl::Status checked =
+      TaskPathConfinement(env).Check(configured.posix_repo_path, "repository path").status();
+  if (checked.ok()) return checked;
+  return absl::Status(checked.code(),
+                      absl::StrCat(checked.message(),
+                                   " (checked again before this task: it was accepted when the "
+                                   "migration was configured, and has changed since)"));
 }
 
 std::string MigrationDirectory(const PgBackRestEnvironment& env, absl::string_view migration_id) {
@@ -406,7 +429,9 @@ absl::StatusOr<std::string> WritePgBackRestConfig(const PgBackRestEnvironment& e
   const std::string dir = MigrationDirectory(env, task.migration_id());
   for (const std::string& path : {base, dir, absl::StrCat(dir, "/log"), absl::StrCat(dir, "/lock"),
                                   absl::StrCat(dir, "/spool")}) {
-    PGH_RETURN_IF_ERROR(MakeDirectories(path, 0750));
+    // No link below state_dir: pgBackRest writes its logs, locks and spool there, and the
+    // agent its config and secrets.
+    PGH_RETURN_IF_ERROR(MakeDirectoriesBelow(env.state_dir, path, 0750));
     PGH_RETURN_IF_ERROR(Chown(path, env));
   }
   PGH_RETURN_IF_ERROR(WriteSecretsConfig(env, task.migration_id(), task.secrets()));

@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "agent/path_confinement.h"
 #include "pghaul/v1/tasks.pb.h"
 
 namespace pghaul::agent {
@@ -39,7 +40,8 @@ struct PgBackRestEnvironment {
   int pg_port = 5432;
   std::string pg_socket_path = "/var/run/postgresql";
   std::string pg_user = "postgres";
-  // Repository paths and CA/certificate files named by tasks must lie inside one of these.
+  // Repository paths and CA/certificate files named by tasks must lie inside one of these
+  // (TaskPathConfinement).
   std::vector<std::string> allowed_roots;
 
   // For tests and for agents started as root only: an argv prefix that runs pgBackRest as the
@@ -56,6 +58,12 @@ struct PgBackRestEnvironment {
 // InvalidArgument naming the field; these are agent configuration errors, not task errors.
 absl::Status ValidateEnvironment(const PgBackRestEnvironment& env);
 
+// Where the paths a task names may lie (agent/path_confinement.h): inside env.allowed_roots once
+// links are resolved, and never inside the data directory (pg_path) or the agent's own
+// <state_dir>/pgbackrest and <state_dir>/tasks, even when a root holds them (the default root is
+// state_dir itself).
+PathConfinement TaskPathConfinement(const PgBackRestEnvironment& env);
+
 // <state_dir>/pgbackrest/<migration_id>
 std::string MigrationDirectory(const PgBackRestEnvironment& env, absl::string_view migration_id);
 // <state_dir>/pgbackrest/<migration_id>/pgbackrest.conf
@@ -71,7 +79,7 @@ std::string ConfigIncludePath(const PgBackRestEnvironment& env, absl::string_vie
 // <state_dir>/pgbackrest/<migration_id>/conf.d/secrets.conf
 std::string SecretsConfigPath(const PgBackRestEnvironment& env, absl::string_view migration_id);
 
-// Validates `task` (every field against its grammar, paths against env.allowed_roots, secrets
+// Validates `task` (every field against its grammar, paths with TaskPathConfinement, secrets
 // present where the repository needs them) and renders the INI text. The text holds no secret.
 //
 // [global] carries the repository (repo1-*), log-path, lock-path and spool-path under the
@@ -83,7 +91,7 @@ std::string SecretsConfigPath(const PgBackRestEnvironment& env, absl::string_vie
 // pg1-socket-path and pg1-user from `env`.
 //
 // Errors: InvalidArgument saying which field is wrong and what was expected (never echoing a
-// secret).
+// secret); FailedPrecondition when a path the task names cannot be resolved (a link to nothing).
 absl::StatusOr<std::string> RenderPgBackRestConfig(const PgBackRestEnvironment& env,
                                                    const v1::ConfigurePgBackRest& task);
 
@@ -91,7 +99,8 @@ absl::StatusOr<std::string> RenderPgBackRestConfig(const PgBackRestEnvironment& 
 // spool directories (0750) and writes or removes its secrets (WriteSecretsConfig); with
 // env.run_as_uid set, chowns all of them (and <state_dir>/pgbackrest) to that user. Returns the
 // config's path. Errors: those of RenderPgBackRestConfig and WriteSecretsConfig;
-// Internal/PermissionDenied naming the path that could not be written.
+// FailedPrecondition when a directory below state_dir is a symbolic link (nothing is created
+// through it); Internal/PermissionDenied naming the path that could not be written.
 absl::StatusOr<std::string> WritePgBackRestConfig(const PgBackRestEnvironment& env,
                                                   const v1::ConfigurePgBackRest& task);
 
@@ -125,6 +134,13 @@ struct ConfiguredMigration {
   std::string new_stanza;  // "" when none (ConfigurePgBackRest.new_stanza)
   std::string posix_repo_path;  // the posix repository's path; "" for other kinds
 };
+
+// Checks the task-named paths of a configured migration again (TaskPathConfinement), before a
+// later task uses them: a link inside a root may have been swapped in since ConfigurePgBackRest
+// was accepted. Only the posix repository path is kept to check; CA and certificate files are
+// only read. Errors: those of PathConfinement::Check, saying the path was checked again.
+absl::Status RecheckConfiguredPaths(const PgBackRestEnvironment& env,
+                                    const ConfiguredMigration& configured);
 
 // Migration id -> its stanza and secrets, in memory (an agent restart forgets them and the
 // controller must send ConfigurePgBackRest again; secrets.conf on disk is for PostgreSQL's own

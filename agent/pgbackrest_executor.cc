@@ -333,7 +333,7 @@ class CommandExecutor : public TaskExecutor {
         // Until the begin line named this run's exec id, the file may be an earlier run's.
         std::optional<std::string> exec_id = state.exec_id();
         if (exec_id.has_value()) {
-          absl::StatusOr<std::string> contents = ReadFile(lock_file, kMaxLockFileBytes);
+          absl::StatusOr<std::string> contents = ReadRegularFile(lock_file, kMaxLockFileBytes);
           if (contents.ok()) {
             std::optional<LockFileProgress> lock = ParseBackupLockFile(*contents);
             if (lock.has_value() && lock->exec_id == *exec_id && lock->percent.has_value()) {

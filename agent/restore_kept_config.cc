@@ -33,12 +33,24 @@ absl::Status RemoveTree(const std::string& path) {
   return absl::OkStatus();
 }
 
-// Writes `contents` to `path` atomically with exactly `mode` (the umask does not apply).
-absl::Status WriteWithMode(const std::string& path, const std::string& contents, mode_t mode) {
-  PGH_RETURN_IF_ERROR(WriteFileAtomically(path, contents, mode));
-  if (chmod(path.c_str(), mode) != 0) return ErrnoStatus("cannot chmod", path, errno);
-  return absl::OkStatus();
+// Whether `path` is a real directory (not a link to one); false when it does not exist. Errors:
+// FailedPrecondition when it is anything else, so copies are never read or written through a
+// link planted in the agent's state directory.
+absl::StatusOr<bool> IsRealDirectory(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return ErrnoStatus("cannot stat", path, errno);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", path, "' is ", S_ISLNK(st.st_mode) ? "a symbolic link" : "not a directory",
+        ": the agent keeps the target's configuration files only in a directory of its own"));
+  }
+  return true;
 }
+
+std::string ParentOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
 }  // namespace
 
@@ -46,10 +58,18 @@ absl::StatusOr<std::vector<std::string>> KeepConfigFiles(const std::string& data
                                                          const std::string& keep_dir) {
   std::vector<std::string> kept;
   struct stat st;
-  if (stat(keep_dir.c_str(), &st) == 0) {
+  // The migration's directory, where the copies go, must not lead elsewhere either.
+  PGH_ASSIGN_OR_RETURN(bool parent_exists, IsRealDirectory(ParentOf(keep_dir)));
+  if (!parent_exists) {
+    return absl::NotFoundError(absl::StrCat("'", ParentOf(keep_dir), "' does not exist"));
+  }
+  PGH_ASSIGN_OR_RETURN(bool kept_before, IsRealDirectory(keep_dir));
+  if (kept_before) {
     // Copies of an interrupted restore: the target's own files, whatever data_dir holds now.
     for (const char* name : kKeptConfigFileNames) {
-      if (stat(absl::StrCat(keep_dir, "/", name).c_str(), &st) == 0) kept.push_back(name);
+      if (lstat(absl::StrCat(keep_dir, "/", name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        kept.push_back(name);
+      }
     }
     return kept;
   }
@@ -67,9 +87,10 @@ absl::StatusOr<std::vector<std::string>> KeepConfigFiles(const std::string& data
     // A symbolic link points outside the data directory, where a restore does not write; putting
     // a copy back would turn the link into a file.
     if (!S_ISREG(st.st_mode)) continue;
-    PGH_ASSIGN_OR_RETURN(std::string contents, ReadFile(source, kMaxConfigFileBytes));
-    PGH_RETURN_IF_ERROR(
-        WriteWithMode(absl::StrCat(temp_dir, "/", name), contents, st.st_mode & 0777));
+    // O_NOFOLLOW: a link swapped in since the lstat is refused, not followed.
+    PGH_ASSIGN_OR_RETURN(std::string contents, ReadRegularFile(source, kMaxConfigFileBytes));
+    PGH_RETURN_IF_ERROR(WriteFileAtomicallyWithMode(absl::StrCat(temp_dir, "/", name), contents,
+                                                    st.st_mode & 0777));
     kept.push_back(name);
   }
   if (rename(temp_dir.c_str(), keep_dir.c_str()) != 0) {
@@ -80,24 +101,23 @@ absl::StatusOr<std::vector<std::string>> KeepConfigFiles(const std::string& data
 
 absl::Status PutBackConfigFiles(const std::string& data_dir, const std::string& keep_dir) {
   struct stat st;
-  if (stat(keep_dir.c_str(), &st) != 0) {
-    if (errno == ENOENT) return absl::OkStatus();
-    return ErrnoStatus("cannot stat", keep_dir, errno);
-  }
+  PGH_ASSIGN_OR_RETURN(bool kept, IsRealDirectory(keep_dir));
+  if (!kept) return absl::OkStatus();
   struct stat data;
   if (stat(data_dir.c_str(), &data) != 0) return ErrnoStatus("cannot stat", data_dir, errno);
   for (const char* name : kKeptConfigFileNames) {
     const std::string copy = absl::StrCat(keep_dir, "/", name);
-    if (stat(copy.c_str(), &st) != 0) {
+    if (lstat(copy.c_str(), &st) != 0) {
       if (errno == ENOENT) continue;
       return ErrnoStatus("cannot stat", copy, errno);
     }
-    PGH_ASSIGN_OR_RETURN(std::string contents, ReadFile(copy, kMaxConfigFileBytes));
+    PGH_ASSIGN_OR_RETURN(std::string contents, ReadRegularFile(copy, kMaxConfigFileBytes));
+    // The rename replaces whatever is at `target` (a link too), never a link's target.
     const std::string target = absl::StrCat(data_dir, "/", name);
-    PGH_RETURN_IF_ERROR(WriteWithMode(target, contents, st.st_mode & 0777));
+    PGH_RETURN_IF_ERROR(WriteFileAtomicallyWithMode(target, contents, st.st_mode & 0777));
     // The server must own its files; an agent running as that user owns them already.
     if ((data.st_uid != geteuid() || data.st_gid != getegid()) &&
-        chown(target.c_str(), data.st_uid, data.st_gid) != 0) {
+        lchown(target.c_str(), data.st_uid, data.st_gid) != 0) {
       return ErrnoStatus("cannot chown", target, errno);
     }
   }

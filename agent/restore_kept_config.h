@@ -39,7 +39,8 @@ inline constexpr const char* kKeptConfigFileNames[] = {"postgresql.conf", "pg_hb
 // is left alone; a missing data directory holds none) into `keep_dir` (created 0700, its parent
 // must exist), or keeps using an existing `keep_dir` as described above. Returns the names of the
 // files kept. Errors: Internal or PermissionDenied naming the path that could not be read, written
-// or renamed.
+// or renamed; FailedPrecondition when `keep_dir` (or a directory above it under state_dir) is a
+// symbolic link rather than a real directory.
 absl::StatusOr<std::vector<std::string>> KeepConfigFiles(const std::string& data_dir,
                                                          const std::string& keep_dir);
 

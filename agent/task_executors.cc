@@ -189,6 +189,8 @@ absl::StatusOr<std::unique_ptr<TaskExecutor>> MakeSqlExecutor(const AgentConfig*
           " has no pgBackRest configuration on this agent since it started (its stanza is kept in "
           "memory only): send ConfigurePgBackRest first"));
     }
+    // The archiver will write into the repository from now on, whether the agent runs or not.
+    PGH_RETURN_IF_ERROR(RecheckConfiguredPaths(env, *configured));
     stanza = configured->stanza;
     if (query.new_stanza()) {
       if (configured->new_stanza.empty()) {
@@ -249,8 +251,19 @@ ExecutorFactory MakeExecutorFactory(const AgentConfig* config) {
     switch (task.op_case()) {
       case v1::Task::kConfigurePgbackrest:
         return MakeConfigureExecutor(*env, task, secrets.get());
-      case v1::Task::kPgbackrest:
+      case v1::Task::kPgbackrest: {
+        // The repository path was confined when the migration was configured; a link inside a
+        // root may have been swapped in since, so it is checked again before pgBackRest uses it.
+        // (A migration this agent does not know is refused by MakePgBackRestExecutor.)
+        if (!task.pgbackrest().has_version()) {
+          std::optional<ConfiguredMigration> configured =
+              secrets->Get(task.pgbackrest().migration_id());
+          if (configured.has_value()) {
+            PGH_RETURN_IF_ERROR(RecheckConfiguredPaths(*env, *configured));
+          }
+        }
         return MakePgBackRestExecutor(*env, task, secrets.get());
+      }
       case v1::Task::kGatherFacts:
         return std::make_unique<GatherFactsExecutor>(config);
       case v1::Task::kSql:

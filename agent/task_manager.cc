@@ -19,6 +19,8 @@ namespace {
 // follows every event the controller may have received before the restart.
 constexpr uint64_t kInterruptedResultSeq = uint64_t{1} << 40;
 
+constexpr absl::string_view kTasksSubdirectory = "/tasks";
+
 }  // namespace
 
 struct TaskManager::TaskState {
@@ -83,7 +85,9 @@ class TaskManager::Context final : public TaskContext {
 };
 
 TaskManager::TaskManager(std::string state_dir, ExecutorFactory factory, Clock* clock)
-    : tasks_dir_(state_dir + "/tasks"), factory_(std::move(factory)), clock_(clock) {}
+    : tasks_dir_(absl::StrCat(state_dir, kTasksSubdirectory)),
+      factory_(std::move(factory)),
+      clock_(clock) {}
 
 TaskManager::~TaskManager() {
   std::vector<std::function<void()>> hooks;
@@ -112,7 +116,10 @@ std::string TaskManager::StartedPath(absl::string_view task_id) const {
 }
 
 absl::Status TaskManager::LoadPersisted() {
-  if (absl::Status s = MakeDirectories(tasks_dir_, 0700); !s.ok()) return s;
+  // state_dir itself may be a link (the operator's choice); tasks/ may not, so results are never
+  // written or read through one.
+  const std::string state_dir = tasks_dir_.substr(0, tasks_dir_.size() - kTasksSubdirectory.size());
+  if (absl::Status s = MakeDirectoriesBelow(state_dir, tasks_dir_, 0700); !s.ok()) return s;
   DIR* dir = ::opendir(tasks_dir_.c_str());
   if (dir == nullptr) return absl::InternalError(absl::StrCat("cannot list ", tasks_dir_));
   std::vector<std::string> names;
@@ -133,14 +140,14 @@ absl::Status TaskManager::LoadPersisted() {
     task->dormant = true;
     v1::TaskEvent result_event;
     if (is_result) {
-      absl::StatusOr<std::string> bytes = ReadFile(absl::StrCat(tasks_dir_, "/", name));
+      absl::StatusOr<std::string> bytes = ReadRegularFile(absl::StrCat(tasks_dir_, "/", name));
       if (!bytes.ok() || !result_event.ParseFromString(*bytes) || !result_event.has_result()) {
         PGH_LOG_WARN("ignoring unreadable task result {}/{}", tasks_dir_, name);
         continue;
       }
     } else {
       if (::access(ResultPath(task_id).c_str(), F_OK) == 0) continue;  // the result wins
-      absl::StatusOr<std::string> op = ReadFile(StartedPath(task_id));
+      absl::StatusOr<std::string> op = ReadRegularFile(StartedPath(task_id), /*max_bytes=*/4096);
       task->op = op.ok() ? *op : "unknown";
       result_event.set_task_id(task_id);
       result_event.set_seq(kInterruptedResultSeq);

@@ -56,8 +56,9 @@ absl::Status ValidateAbsolutePath(absl::string_view path, absl::string_view what
 
 // True when `path` equals one of `roots` or lies below one (component-wise: /srv/repo is inside
 // /srv but /srv2 is not). Lexical only: both sides must already be valid absolute paths
-// (ValidateAbsolutePath); a root that is not is ignored. Symbolic links are not followed, so the
-// roots must not contain links that lead outside them.
+// (ValidateAbsolutePath); a root that is not is ignored. Symbolic links are not followed: the
+// agent confines the paths of tasks with agent/path_confinement.h, which resolves links first
+// and then compares with this.
 bool PathWithinRoots(absl::string_view path, const std::vector<std::string>& roots);
 
 // ValidateAbsolutePath plus PathWithinRoots, with an error that lists the roots.
