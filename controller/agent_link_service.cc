@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/identifiers.h"
 #include "common/logging.h"
+#include "common/task_names.h"
 #include "common/time_proto.h"
 #include "common/tls_credentials.h"
 #include "common/version.h"
@@ -19,6 +20,18 @@ namespace {
 // closed (the agent reconnects) rather than letting the controller's memory grow.
 constexpr size_t kMaxQueuedWrites = 4096;
 
+// What a stream refused by the reconnect limiter is told: the limit and when to retry. (pghaul's
+// agent does not parse it: its exponential backoff soon waits longer than any retry_after.)
+grpc::Status RateLimited(absl::string_view who, int burst, absl::Duration interval,
+                         absl::Duration retry_after) {
+  return grpc::Status(
+      grpc::StatusCode::RESOURCE_EXHAUSTED,
+      absl::StrCat("rate-limited: ", who, " connected more than ", burst,
+                   " times in a burst (then at most once per ", absl::FormatDuration(interval),
+                   "); retry in ",
+                   absl::FormatDuration(absl::Ceil(retry_after, absl::Milliseconds(1)))));
+}
+
 // One agent stream. Lifetime: owned by gRPC between Connect() and OnDone(); the registry may hold
 // a shared_ptr to it as an AgentSession for longer, so the reactor keeps a reference to itself
 // (`self_`) until OnDone, and every method is a no-op after that.
@@ -28,20 +41,24 @@ constexpr size_t kMaxQueuedWrites = 4096;
 class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>,
                           public AgentSession {
  public:
-  AgentStream(AgentRegistry* registry, TaskTracker* tasks, const std::string& controller_id,
-              absl::Duration heartbeat_interval, std::string peer,
+  AgentStream(AgentRegistry* registry, TaskTracker* tasks, ReconnectLimiter* limiter,
+              const std::string& controller_id, absl::Duration heartbeat_interval, std::string peer,
               std::optional<CertificateNames> certificate)
       : registry_(registry),
         tasks_(tasks),
+        limiter_(limiter),
         controller_id_(controller_id),
         heartbeat_interval_(heartbeat_interval),
         peer_(std::move(peer)),
         certificate_(std::move(certificate)) {}
 
-  void Begin(std::shared_ptr<AgentStream> self) {
-    {
-      absl::MutexLock lock(&mu_);
-      self_ = std::move(self);
+  // With `refusal`, the stream ends at once with it, nothing read.
+  void Begin(std::shared_ptr<AgentStream> self, std::optional<grpc::Status> refusal) {
+    absl::MutexLock lock(&mu_);
+    self_ = std::move(self);
+    if (refusal.has_value()) {
+      FinishLocked(*std::move(refusal));
+      return;
     }
     StartRead(&incoming_);
   }
@@ -120,6 +137,12 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
         return TouchOrEnd(registry_->UpdateFacts(agent_id_, generation_, message.facts().facts()));
       case v1::AgentMessage::kTaskEvent: {
         if (!registry_->Touch(agent_id_, generation_)) return TouchOrEnd(false);
+        // An agent only ever reports under ids it accepted; anything else is not worth a
+        // journal lookup (or a log line as long as the id).
+        if (absl::Status id = ValidateTaskId(message.task_event().task_id()); !id.ok()) {
+          return Reject(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("a task event under a malformed task id: ", id.message()));
+        }
         // Journaled first, acknowledged after: a crash in between makes the agent resend it,
         // and the journal ignores the copy.
         absl::StatusOr<v1::Ack> ack = tasks_->Record(agent_id_, message.task_event());
@@ -168,6 +191,24 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
     }
     if (hello.incarnation().empty() || hello.incarnation().size() > 64) {
       return Reject(grpc::StatusCode::INVALID_ARGUMENT, "Hello needs an incarnation id");
+    }
+    // Last, so that only well-formed ids take room in the limiter (the peer's own limit already
+    // bounds how fast malformed Hellos arrive).
+    if (ReconnectLimiter::Decision admitted = limiter_->AdmitAgent(hello.agent_id());
+        !admitted.allowed) {
+      const ReconnectLimits& limits = limiter_->limits();
+      if (admitted.log) {
+        PGH_LOG_WARN(
+            "refusing streams of agent '{}' (now from {}): it reconnects too often ({} refused "
+            "since the last such line; limit {} at once, then one per {}); admitted again in {}",
+            hello.agent_id(), peer_, admitted.refusals, limits.agent_burst,
+            absl::FormatDuration(limits.agent_interval),
+            absl::FormatDuration(absl::Ceil(admitted.retry_after, absl::Milliseconds(1))));
+      }
+      absl::MutexLock lock(&mu_);
+      FinishLocked(RateLimited(absl::StrCat("agent '", hello.agent_id(), "'"), limits.agent_burst,
+                               limits.agent_interval, admitted.retry_after));
+      return false;
     }
     std::shared_ptr<AgentSession> self;
     {
@@ -230,6 +271,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
 
   AgentRegistry* const registry_;
   TaskTracker* const tasks_;
+  ReconnectLimiter* const limiter_;
   const std::string& controller_id_;
   const absl::Duration heartbeat_interval_;
   const std::string peer_;
@@ -255,21 +297,42 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
 
 AgentLinkService::AgentLinkService(AgentRegistry* registry, TaskTracker* tasks,
                                    std::string controller_id, absl::Duration heartbeat_interval,
-                                   bool require_certificates)
+                                   bool require_certificates, ReconnectLimits reconnect_limits,
+                                   Clock* clock)
     : registry_(registry),
       tasks_(tasks),
       controller_id_(std::move(controller_id)),
       heartbeat_interval_(heartbeat_interval),
-      require_certificates_(require_certificates) {}
+      require_certificates_(require_certificates),
+      limiter_(std::move(reconnect_limits), clock) {}
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* AgentLinkService::Connect(
     grpc::CallbackServerContext* context) {
+  std::string peer = context->peer();
+  // Checked before anything else of the stream is looked at, so a host that floods the
+  // controller with streams costs it as little as possible.
+  std::optional<grpc::Status> refusal;
+  if (ReconnectLimiter::Decision admitted = limiter_.AdmitPeer(peer); !admitted.allowed) {
+    const ReconnectLimits& limits = limiter_.limits();
+    const std::string host = ReconnectLimiter::PeerHost(peer);
+    if (admitted.log) {
+      PGH_LOG_WARN(
+          "refusing agent streams from {}: it opens them too often ({} refused since the last "
+          "such line; limit {} at once, then one per {}); admitted again in {}",
+          host, admitted.refusals, limits.peer_burst, absl::FormatDuration(limits.peer_interval),
+          absl::FormatDuration(absl::Ceil(admitted.retry_after, absl::Milliseconds(1))));
+    }
+    refusal = RateLimited(absl::StrCat("host ", host), limits.peer_burst, limits.peer_interval,
+                          admitted.retry_after);
+  }
   std::optional<CertificateNames> certificate;
-  if (require_certificates_) certificate = PeerCertificateNames(*context->auth_context());
+  if (require_certificates_ && !refusal.has_value()) {
+    certificate = PeerCertificateNames(*context->auth_context());
+  }
   auto stream =
-      std::make_shared<AgentStream>(registry_, tasks_, controller_id_, heartbeat_interval_,
-                                    context->peer(), std::move(certificate));
-  stream->Begin(stream);
+      std::make_shared<AgentStream>(registry_, tasks_, &limiter_, controller_id_,
+                                    heartbeat_interval_, std::move(peer), std::move(certificate));
+  stream->Begin(stream, std::move(refusal));
   return stream.get();
 }
 

@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "controller/agent_registry.h"
+#include "controller/reconnect_limiter.h"
 #include "controller/task_tracker.h"
 #include "pghaul/v1/agent_link.grpc.pb.h"
 
@@ -17,8 +18,15 @@ class AgentLinkService final : public v1::AgentLink::CallbackService {
   // agent's client certificate names the agent id its Hello claims; otherwise it ends with
   // PERMISSION_DENIED and a log line naming both. Without it (insecure: true) ids are taken on
   // trust.
+  //
+  // Streams are rate-limited per peer host (when they open) and per agent id (at Hello) by
+  // `reconnect_limits` (controller/reconnect_limiter.h); one beyond a limit ends at once with
+  // RESOURCE_EXHAUSTED and a message saying when to retry, and the refusals of one host or agent
+  // id are logged once per window, not once per attempt. `clock` (for the limiter) must outlive
+  // the service.
   AgentLinkService(AgentRegistry* registry, TaskTracker* tasks, std::string controller_id,
-                   absl::Duration heartbeat_interval, bool require_certificates = false);
+                   absl::Duration heartbeat_interval, bool require_certificates = false,
+                   ReconnectLimits reconnect_limits = {}, Clock* clock = Clock::Real());
 
   grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* Connect(
       grpc::CallbackServerContext* context) override;
@@ -33,6 +41,7 @@ class AgentLinkService final : public v1::AgentLink::CallbackService {
   const std::string controller_id_;
   const absl::Duration heartbeat_interval_;
   const bool require_certificates_;
+  ReconnectLimiter limiter_;
   uint64_t heartbeat_seq_ = 0;  // only touched by the ticker thread
 };
 
