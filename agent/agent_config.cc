@@ -139,6 +139,17 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(absl::string_view yaml,
   postgres.String("user", &config.postgres.user, kOptional, &non_empty);
   postgres.String("database", &config.postgres.database, kOptional, &non_empty);
 
+  const StringRule role_name{
+      [](absl::string_view name) {
+        if (name.empty() || name.size() > 63) return false;
+        for (char c : name) {
+          if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+        }
+        return true;
+      },
+      "a PostgreSQL role name of 1 to 63 bytes without control characters"};
+  root.Section("application_checks").String("user", &config.checks_user, kOptional, &role_name);
+
   root.String("data_directory", &config.data_directory, kRequired, &absolute_path);
   ConfigReader pgbackrest = root.Section("pgbackrest");
   pgbackrest.String("binary", &config.pgbackrest_binary, kOptional, &absolute_path);

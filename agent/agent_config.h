@@ -44,6 +44,11 @@ struct AgentConfig {
   // host part of controller.address.
   std::string controller_tls_server_name;
   PostgresConnection postgres;  // key postgres: {socket_dir, port, user, database}
+  // Key application_checks.user: the role the plan's application checks log in as (on the same
+  // socket and port as postgres.user). Checks are SQL the agent did not write, so they never
+  // run as the agent's own (superuser) role: "" refuses every check. The role must not be a
+  // superuser nor able to reach the host's files or programs (agent/application_check.h).
+  std::string checks_user;
   std::string data_directory;   // required, absolute
   std::string pgbackrest_binary = "/usr/bin/pgbackrest";  // key pgbackrest.binary, absolute
   std::string state_dir = "/var/lib/pghaul-agent";        // absolute

@@ -18,6 +18,24 @@ constexpr size_t kMaxDatabaseNameBytes = 63;  // NAMEDATALEN - 1
 constexpr size_t kMaxNameBytes = 255;
 
 constexpr char kBeginSql[] = "BEGIN READ ONLY";
+// Whether the session's role could reach the host, and how (for the message).
+constexpr char kHostReachSql[] =
+    "SELECT reasons FROM (SELECT concat_ws(', ',"
+    " CASE WHEN r.rolsuper THEN 'is a superuser' END,"
+    " CASE WHEN pg_has_role(session_user, 'pg_execute_server_program', 'MEMBER')"
+    "  THEN 'is a member of pg_execute_server_program' END,"
+    " CASE WHEN pg_has_role(session_user, 'pg_read_server_files', 'MEMBER')"
+    "  THEN 'is a member of pg_read_server_files' END,"
+    " CASE WHEN pg_has_role(session_user, 'pg_write_server_files', 'MEMBER')"
+    "  THEN 'is a member of pg_write_server_files' END,"
+    " CASE WHEN has_function_privilege(session_user, 'pg_read_file(text)', 'EXECUTE')"
+    "  OR has_function_privilege(session_user, 'pg_read_binary_file(text)', 'EXECUTE')"
+    "  OR has_function_privilege(session_user, 'pg_ls_dir(text)', 'EXECUTE')"
+    "  THEN 'may read server files (EXECUTE on pg_read_file and the like)' END,"
+    " CASE WHEN has_function_privilege(session_user, 'lo_export(oid, text)', 'EXECUTE')"
+    "  OR has_function_privilege(session_user, 'lo_import(text)', 'EXECUTE')"
+    "  THEN 'may execute lo_export or lo_import' END) AS reasons"
+    " FROM pg_roles r WHERE r.rolname = session_user) AS role";
 // Takes the transaction's first snapshot: from then on it cannot become read-write.
 constexpr char kFirstSnapshotSql[] = "SELECT 1";
 constexpr char kRollbackSql[] = "ROLLBACK";
@@ -101,15 +119,34 @@ std::string ResultDigest(const PgResult& result) {
   return md5.HexDigest();
 }
 
+absl::Status NoChecksUserError() {
+  return absl::FailedPreconditionError(
+      "application checks need a role of their own: set application_checks.user in agent.yaml to "
+      "a login role that is not a superuser and may read what the checks read (they never run as "
+      "the agent's role, which could reach the host's files and programs; docs/configuration.md)");
+}
+
 absl::StatusOr<std::map<std::string, std::string>> RunApplicationCheck(
-    const PostgresConnection& conn, const v1::ApplicationCheck& check, QueryCanceller* canceller) {
+    const PostgresConnection& conn, const std::string& checks_user,
+    const v1::ApplicationCheck& check, QueryCanceller* canceller) {
   PGH_RETURN_IF_ERROR(ValidateApplicationCheck(check));
+  if (checks_user.empty()) return NoChecksUserError();
   PostgresConnection target = conn;
+  target.user = checks_user;
   if (!check.database().empty()) target.database = check.database();
   PgSessionOptions options;
   options.statement_timeout = kStatementTimeout;
   PGH_ASSIGN_OR_RETURN(PgConnection session, PgConnection::Open(target, options));
   ScopedCancelAttachment attached(canceller, session.raw());
+  PGH_ASSIGN_OR_RETURN(PgResult reach, session.Execute(kHostReachSql));
+  if (reach.rows() != 1 || !reach.Value(0, 0).empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "application_checks.user '", checks_user, "' ",
+        reach.rows() == 1 ? reach.Value(0, 0) : "is not a known role",
+        ": a check running as it could reach the host's files or programs; use a role without "
+        "superuser, without pg_execute_server_program, pg_read_server_files and "
+        "pg_write_server_files, and without EXECUTE on the server-file functions"));
+  }
 
   PGH_RETURN_IF_ERROR(session.Execute(kBeginSql).status());
   PGH_RETURN_IF_ERROR(session.Execute(kFirstSnapshotSql).status());

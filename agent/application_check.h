@@ -11,8 +11,16 @@
 //   - statement_timeout 60 s, in its own short session (application_name pghaul-agent);
 //   - at most 64 KiB of text, no NUL byte; a database name of 1-63 bytes without control
 //     characters, passed to libpq as a quoted conninfo value.
-// It is not a sandbox: the plan's author is trusted like the operator, and a function that opens
-// its own connection (dblink, postgres_fdw) is outside the read-only transaction.
+//   - as its own role (application_checks.user in agent.yaml), never the agent's: a READ ONLY
+//     transaction still lets a superuser run COPY ... TO PROGRAM, lo_export and pg_read_file,
+//     i.e. a shell and the host's files (the agent's key and the repository secrets). After
+//     connecting, the session is checked: a superuser, a member of pg_execute_server_program,
+//     pg_read_server_files or pg_write_server_files, or a role that may execute the server-file
+//     functions is refused before the statement runs. SET ROLE would not do: a superuser session
+//     can set it back from inside the statement (set_config).
+// Whoever can submit a check (an operator, or the controller) is thereby limited to what that
+// role may read. A function that opens its own connection (dblink, postgres_fdw) is outside the
+// read-only transaction: do not give the role those.
 #pragma once
 
 #include <map>
@@ -39,14 +47,19 @@ absl::Status ValidateApplicationCheck(const v1::ApplicationCheck& check);
 // and NULL is \N, so no two different results share their text.
 std::string ResultDigest(const PgResult& result);
 
-// Runs the check in check.database ("" means conn.database). Values: rows (the row count),
+// Runs the check in check.database ("" means conn.database) as `checks_user` (on conn's socket
+// and port). Values: rows (the row count),
 // digest (ResultDigest), first (the first column of the first row; "" when there is no row or
 // it is NULL). Errors: InvalidArgument as ValidateApplicationCheck; Cancelled when `canceller`
 // was cancelled; otherwise those of PgConnection::Execute, whose messages carry the server's
 // error ("ERROR 42P01: relation \"x\" does not exist"), e.g. FailedPrecondition for 25006 when
-// the statement tried to write, DeadlineExceeded after 60 s.
+// the statement tried to write, DeadlineExceeded after 60 s; FailedPrecondition naming the role
+// when `checks_user` is empty or the role may reach the host (see above).
 absl::StatusOr<std::map<std::string, std::string>> RunApplicationCheck(
-    const PostgresConnection& conn, const v1::ApplicationCheck& check,
-    QueryCanceller* canceller = nullptr);
+    const PostgresConnection& conn, const std::string& checks_user,
+    const v1::ApplicationCheck& check, QueryCanceller* canceller = nullptr);
+
+// The refusal when agent.yaml names no application_checks.user.
+absl::Status NoChecksUserError();
 
 }  // namespace pghaul::agent

@@ -140,7 +140,8 @@ class ApplicationCheckExecutor : public TaskExecutor {
     auto canceller = std::make_shared<QueryCanceller>();
     context.OnCancel([canceller] { canceller->Cancel(); });
     v1::TaskResult result =
-        ValuesResult(RunApplicationCheck(config_->postgres, check_, canceller.get()));
+        ValuesResult(RunApplicationCheck(config_->postgres, config_->checks_user, check_,
+                                         canceller.get()));
     if (result.state() == v1::TaskResult::SUCCEEDED) {
       result.set_message(
           absl::StrCat("check ", check_.name(), ": ", result.values().at("rows"), " rows"));
@@ -270,6 +271,7 @@ ExecutorFactory MakeExecutorFactory(const AgentConfig* config) {
         return MakeSqlExecutor(config, *env, *secrets, task);
       case v1::Task::kCheck:
         PGH_RETURN_IF_ERROR(ValidateApplicationCheck(task.check()));
+        if (config->checks_user.empty()) return NoChecksUserError();
         return std::make_unique<ApplicationCheckExecutor>(config, task.check());
       case v1::Task::kService: {
         // Validated here, so a bad action is refused before anything runs.

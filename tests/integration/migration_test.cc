@@ -52,6 +52,8 @@ using nlohmann::json;
 
 constexpr int kControllerPort = 7400;
 constexpr char kStanza[] = "main";
+// The role the agents run application checks as (application_checks.user).
+constexpr char kChecksRole[] = "pghaul_checks";
 constexpr char kPgBackRest[] = "/usr/bin/pgbackrest";
 // CLI exit statuses (docs/cli.md).
 constexpr int kExitFailed = 1;
@@ -193,6 +195,8 @@ class MigrationTest : public ::testing::Test {
 
   absl::Status StartAgent(const std::string& name, Host& host, AgentOptions options) {
     options.roots = {backups_root_};
+    // Application checks run as a role of their own (created by the tests that use checks).
+    absl::StrAppend(&options.extra_yaml, "application_checks: {user: ", kChecksRole, "}\n");
     auto agent = PghaulAgent::Create(AgentDir(name), options);
     if (!agent.ok()) return agent.status();
     host.agent = *std::move(agent);
@@ -429,6 +433,10 @@ TEST_F(MigrationTest, FullRunMovesEveryKindOfDataAndPromotesTheTarget) {
   PgCluster& legacy = Cluster("legacy");
   PgCluster& target = Cluster("target");
   PGH_ASSERT_OK(LoadSampleData(legacy, 10));
+  // The application check's role, on the source: the backup carries it to the target.
+  PGH_ASSERT_OK(legacy.Query(absl::StrCat("CREATE ROLE ", kChecksRole,
+                                          " LOGIN; GRANT SELECT ON pgbench_accounts TO ",
+                                          kChecksRole)));
 
   Snapshot before;
   for (const char* database : {"postgres", "inventory"}) {

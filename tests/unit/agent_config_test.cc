@@ -152,6 +152,18 @@ TEST(AgentConfigTest, OmittedKeysTakeTheDocumentedDefaults) {
   EXPECT_EQ(config->reconnect_max, absl::Seconds(30));
   EXPECT_EQ(config->log_level, "info");
   EXPECT_EQ(config->log_format, "json");
+  EXPECT_EQ(config->checks_user, "");  // application checks refused
+}
+
+TEST(AgentConfigTest, ReadsTheApplicationChecksRole) {
+  absl::StatusOr<AgentConfig> config = ParseAgentConfig(
+      std::string(kMinimal) + "application_checks: {user: pghaul_checks}\n", "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->checks_user, "pghaul_checks");
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "application_checks: {user: \"a\\nb\"}\n"),
+              HasSubstr("key 'application_checks.user': expected a PostgreSQL role name"));
+  EXPECT_THAT(ErrorOf(std::string(kMinimal) + "application_checks: {role: x}\n"),
+              HasSubstr("unknown key 'application_checks.role'"));
 }
 
 TEST(AgentConfigTest, ReadsTheTlsFilesAndServerNameInsteadOfInsecure) {

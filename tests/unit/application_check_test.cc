@@ -68,6 +68,21 @@ TEST(ApplicationCheckValidationTest, RefusesEmptyOversizedOrNulSqlAndBadNames) {
   EXPECT_EQ(ValidateApplicationCheck(long_name).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ApplicationCheckValidationTest, WithoutAChecksUserEveryCheckIsRefused) {
+  AgentConfig config;
+  config.agent_id = "agent";
+  config.data_directory = "/nonexistent/data";
+  config.state_dir = "/nonexistent/state";
+  v1::Task task;
+  task.set_task_id("check-1");
+  *task.mutable_check() = Check("SELECT 1");
+  absl::StatusOr<std::unique_ptr<TaskExecutor>> executor = MakeExecutorFactory(&config)(task);
+  EXPECT_EQ(executor.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(executor.status().message(), HasSubstr("set application_checks.user in agent.yaml"));
+  config.checks_user = "checker";
+  EXPECT_TRUE(MakeExecutorFactory(&config)(task).ok());
+}
+
 TEST(ApplicationCheckValidationTest, TaskManagerRefusesABadCheckAndRunsNothing) {
   char pattern[] = "/tmp/pghaul-check-refused-XXXXXX";
   ASSERT_NE(mkdtemp(pattern), nullptr);
@@ -124,7 +139,13 @@ class ApplicationCheckTest : public ::testing::Test {
     conn_.port = cluster_->port();
     Sql("CREATE TABLE orders (id int, note text); "
         "INSERT INTO orders VALUES (1, 'first'), (2, NULL), (3, E'tab\\there')");
+    // The checks' own role: it may read and even write the table (so that a write is refused by
+    // the read-only transaction, not by a missing grant), and nothing on the host.
+    Sql(absl::StrCat("CREATE ROLE ", kChecker, " LOGIN; GRANT ALL ON orders TO ", kChecker,
+                     "; GRANT CREATE ON SCHEMA public TO ", kChecker));
   }
+
+  static constexpr char kChecker[] = "checker";
 
   void TearDown() override {
     cluster_.reset();
@@ -144,7 +165,7 @@ class ApplicationCheckTest : public ::testing::Test {
 
 TEST_F(ApplicationCheckTest, ReturnsRowCountDigestAndFirstValue) {
   absl::StatusOr<Values> values =
-      RunApplicationCheck(conn_, Check("SELECT id, note FROM orders ORDER BY id"));
+      RunApplicationCheck(conn_, kChecker, Check("SELECT id, note FROM orders ORDER BY id"));
   ASSERT_TRUE(values.ok()) << values.status();
   EXPECT_EQ(values->at("rows"), "3");
   EXPECT_EQ(values->at("first"), "1");
@@ -152,18 +173,18 @@ TEST_F(ApplicationCheckTest, ReturnsRowCountDigestAndFirstValue) {
   EXPECT_EQ(values->at("digest"), Md5::Hex("1\tfirst\n2\t\\N\n3\ttab\\there\n"));
 
   absl::StatusOr<Values> none =
-      RunApplicationCheck(conn_, Check("SELECT id FROM orders WHERE false"));
+      RunApplicationCheck(conn_, kChecker, Check("SELECT id FROM orders WHERE false"));
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_EQ(*none, (Values{{"rows", "0"}, {"first", ""}, {"digest", Md5::Hex("")}}));
 }
 
 TEST_F(ApplicationCheckTest, DifferentResultsGiveDifferentDigests) {
   absl::StatusOr<Values> before =
-      RunApplicationCheck(conn_, Check("SELECT * FROM orders ORDER BY id"));
+      RunApplicationCheck(conn_, kChecker, Check("SELECT * FROM orders ORDER BY id"));
   ASSERT_TRUE(before.ok()) << before.status();
   Sql("UPDATE orders SET note = '' WHERE id = 2");  // NULL -> empty string
   absl::StatusOr<Values> after =
-      RunApplicationCheck(conn_, Check("SELECT * FROM orders ORDER BY id"));
+      RunApplicationCheck(conn_, kChecker, Check("SELECT * FROM orders ORDER BY id"));
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->at("rows"), before->at("rows"));
   EXPECT_NE(after->at("digest"), before->at("digest"));
@@ -172,18 +193,19 @@ TEST_F(ApplicationCheckTest, DifferentResultsGiveDifferentDigests) {
 TEST_F(ApplicationCheckTest, RunsInTheNamedDatabase) {
   Sql("CREATE DATABASE app");
   Sql("CREATE TABLE only_here AS SELECT 42 AS answer", "app");
+  Sql(absl::StrCat("GRANT SELECT ON only_here TO ", kChecker), "app");
   absl::StatusOr<Values> values =
-      RunApplicationCheck(conn_, Check("SELECT answer FROM only_here", "app"));
+      RunApplicationCheck(conn_, kChecker, Check("SELECT answer FROM only_here", "app"));
   ASSERT_TRUE(values.ok()) << values.status();
   EXPECT_EQ(values->at("first"), "42");
 
-  absl::StatusOr<Values> missing = RunApplicationCheck(conn_, Check("SELECT 1", "no_such_db"));
+  absl::StatusOr<Values> missing = RunApplicationCheck(conn_, kChecker, Check("SELECT 1", "no_such_db"));
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kUnavailable) << missing.status();
   EXPECT_THAT(missing.status().message(), HasSubstr("no_such_db"));
 }
 
 TEST_F(ApplicationCheckTest, CannotWriteInAnyForm) {
-  Sql("CREATE SEQUENCE s");
+  Sql(absl::StrCat("CREATE SEQUENCE s; GRANT ALL ON SEQUENCE s TO ", kChecker));
   for (const char* sql : {
            "INSERT INTO orders VALUES (4, 'x')",
            "WITH gone AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM gone",
@@ -191,12 +213,12 @@ TEST_F(ApplicationCheckTest, CannotWriteInAnyForm) {
            "DO $$ BEGIN INSERT INTO orders VALUES (5, 'y'); END $$",
            "CREATE TABLE sneaky (i int)",
        }) {
-    absl::StatusOr<Values> values = RunApplicationCheck(conn_, Check(sql));
+    absl::StatusOr<Values> values = RunApplicationCheck(conn_, kChecker, Check(sql));
     EXPECT_EQ(values.status().code(), absl::StatusCode::kFailedPrecondition) << sql;
     EXPECT_THAT(values.status().message(), HasSubstr("25006")) << sql;
   }
   // Switching the transaction to read-write is refused: a query already ran in it.
-  absl::StatusOr<Values> switched = RunApplicationCheck(conn_, Check("SET TRANSACTION READ WRITE"));
+  absl::StatusOr<Values> switched = RunApplicationCheck(conn_, kChecker, Check("SET TRANSACTION READ WRITE"));
   EXPECT_FALSE(switched.ok());
   EXPECT_THAT(switched.status().message(), HasSubstr("25001"));
   EXPECT_EQ(Sql("SELECT count(*) FROM orders"), "3");
@@ -204,20 +226,57 @@ TEST_F(ApplicationCheckTest, CannotWriteInAnyForm) {
 }
 
 TEST_F(ApplicationCheckTest, OneStatementOnlyAndTheServersErrorIsTheMessage) {
-  absl::StatusOr<Values> two = RunApplicationCheck(conn_, Check("SELECT 1; DELETE FROM orders"));
+  absl::StatusOr<Values> two = RunApplicationCheck(conn_, kChecker, Check("SELECT 1; DELETE FROM orders"));
   EXPECT_FALSE(two.ok());
   EXPECT_THAT(two.status().message(), HasSubstr("42601"));  // cannot insert multiple commands
   EXPECT_EQ(Sql("SELECT count(*) FROM orders"), "3");
 
-  absl::StatusOr<Values> missing = RunApplicationCheck(conn_, Check("SELECT * FROM no_such_table"));
+  absl::StatusOr<Values> missing = RunApplicationCheck(conn_, kChecker, Check("SELECT * FROM no_such_table"));
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(missing.status().message(), HasSubstr("ERROR 42P01"));
   EXPECT_THAT(missing.status().message(), HasSubstr("no_such_table"));
 }
 
+TEST_F(ApplicationCheckTest, NeverRunsAsARoleThatCouldReachTheHost) {
+  const std::string marker = temp_->path() + "/ran";
+  EXPECT_EQ(RunApplicationCheck(conn_, "", Check("SELECT 1")).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The agent's own role, a superuser: refused before the statement runs.
+  absl::StatusOr<Values> as_superuser = RunApplicationCheck(
+      conn_, "postgres", Check(absl::StrCat("COPY (SELECT 1) TO PROGRAM 'touch ", marker, "'")));
+  EXPECT_EQ(as_superuser.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(as_superuser.status().message(),
+              HasSubstr("application_checks.user 'postgres' is a superuser"));
+  Sql("CREATE ROLE reader LOGIN; GRANT pg_read_server_files TO reader");
+  absl::StatusOr<Values> reader = RunApplicationCheck(conn_, "reader", Check("SELECT 1"));
+  EXPECT_THAT(reader.status().message(), HasSubstr("is a member of pg_read_server_files"));
+  Sql("CREATE ROLE granted LOGIN; GRANT EXECUTE ON FUNCTION pg_read_file(text) TO granted");
+  absl::StatusOr<Values> granted = RunApplicationCheck(conn_, "granted", Check("SELECT 1"));
+  EXPECT_THAT(granted.status().message(), HasSubstr("may read server files"));
+
+  // The checks' role: the server refuses what a READ ONLY transaction alone would let through.
+  Sql("SELECT lo_from_bytea(0, 'x')");
+  for (std::string sql :
+       {absl::StrCat("COPY (SELECT 1) TO PROGRAM 'touch ", marker, "'"),
+        absl::StrCat("SELECT lo_export((SELECT min(oid) FROM pg_largeobject_metadata), '", marker,
+                     "')"),
+        std::string("SELECT pg_read_file('/etc/hostname')"),
+        std::string("SELECT set_config('role', 'postgres', false)"),
+        std::string("SELECT set_config('session_authorization', 'postgres', false)")}) {
+    absl::StatusOr<Values> values = RunApplicationCheck(conn_, kChecker, Check(sql));
+    EXPECT_FALSE(values.ok()) << sql;
+    // 42501 insufficient privilege; setting the session authorization back fails with a plain
+    // "permission denied" (elog) in PostgreSQL 15.
+    EXPECT_THAT(values.status().message(),
+                ::testing::AnyOf(HasSubstr("42501"), HasSubstr("permission denied")))
+        << sql;
+  }
+  EXPECT_FALSE(std::filesystem::exists(marker));
+}
+
 TEST_F(ApplicationCheckTest, StatementTimeoutIsSixtySeconds) {
   absl::StatusOr<Values> values =
-      RunApplicationCheck(conn_, Check("SELECT current_setting('statement_timeout')"));
+      RunApplicationCheck(conn_, kChecker, Check("SELECT current_setting('statement_timeout')"));
   ASSERT_TRUE(values.ok()) << values.status();
   EXPECT_EQ(values->at("first"), "1min");
 }
@@ -237,6 +296,7 @@ TEST_F(ApplicationCheckTest, ExecutorSucceedsWithValuesOrFailsWithTheServersErro
   config.postgres = conn_;
   config.data_directory = cluster_->data_dir();
   config.state_dir = temp_->path();
+  config.checks_user = kChecker;
   ExecutorFactory factory = MakeExecutorFactory(&config);
   NullContext context;
 
