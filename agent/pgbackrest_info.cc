@@ -1,6 +1,10 @@
 #include "agent/pgbackrest_info.h"
 
+#include <cstdint>
 #include <exception>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -11,14 +15,35 @@ namespace {
 
 using Json = nlohmann::json;
 
+// An integer field as T. pgBackRest prints integers; a fraction or a value T cannot hold throws
+// std::invalid_argument (nlohmann's own conversion of such a number is undefined behaviour).
+template <typename T>
+T GetInteger(const Json& value, const char* key) {
+  if (value.is_number_unsigned()) {
+    uint64_t number = value.get<uint64_t>();
+    if (std::in_range<T>(number)) return static_cast<T>(number);
+  } else if (value.is_number_integer()) {
+    int64_t number = value.get<int64_t>();
+    if (std::in_range<T>(number)) return static_cast<T>(number);
+  } else if (!value.is_number_float()) {
+    return value.get<T>();  // not a number: type_error
+  }
+  throw std::invalid_argument(absl::StrCat("field '", key, "' is not an integer in range"));
+}
+
 // A missing or null field reads as the default; a field of the wrong type throws
-// nlohmann::json::type_error, which ParsePgBackRestInfo turns into InvalidArgument.
+// nlohmann::json::type_error or std::invalid_argument, which ParsePgBackRestInfo turns into
+// InvalidArgument.
 template <typename T>
 T Get(const Json& object, const char* key, T fallback) {
   if (!object.is_object()) return fallback;
   auto it = object.find(key);
   if (it == object.end() || it->is_null()) return fallback;
-  return it->get<T>();
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    return GetInteger<T>(*it, key);
+  } else {
+    return it->get<T>();
+  }
 }
 
 const Json& Child(const Json& object, const char* key) {
@@ -65,7 +90,7 @@ StanzaInfo ParseStanza(const Json& stanza) {
   if (!status.is_object() || !status.contains("code")) {
     throw std::invalid_argument(absl::StrCat("stanza '", info.name, "' has no status.code"));
   }
-  info.status_code = status.at("code").get<int>();
+  info.status_code = GetInteger<int>(status.at("code"), "status.code");
   info.status_message = Get<std::string>(status, "message", "");
   info.backup_lock_held = Get<bool>(Child(Child(status, "lock"), "backup"), "held", false);
   info.cipher = Get<std::string>(stanza, "cipher", "");

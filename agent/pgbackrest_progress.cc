@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,18 @@ constexpr absl::string_view kFileLinePrefixes[] = {
     "checksum resumed file ",
     "restore file ",
 };
+
+// 2^63 as a double: larger values do not convert to int64_t, nor sums of two to uint64_t.
+constexpr double kTwoToThe63 = 9223372036854775808.0;
+
+// `value` rounded, saturated to [0, max]: converting a double out of range is undefined.
+template <typename T>
+T RoundSaturated(double value) {
+  const double rounded = std::round(value);
+  if (!(rounded > 0)) return 0;
+  if (rounded >= kTwoToThe63) return std::numeric_limits<T>::max();
+  return static_cast<T>(rounded);
+}
 
 std::optional<double> ParsePercent(absl::string_view text) {
   if (!absl::ConsumeSuffix(&text, "%")) return std::nullopt;
@@ -53,7 +66,10 @@ std::optional<uint64_t> ParseSizeText(absl::string_view text) {
     }
     double value = 0;
     if (!absl::SimpleAtod(number, &value) || value < 0) return std::nullopt;
-    return static_cast<uint64_t>(std::llround(value * unit.factor));
+    // 8 EiB and more is no file's size, and would not fit the conversion.
+    const double bytes = std::round(value * unit.factor);
+    if (!(bytes < kTwoToThe63)) return std::nullopt;
+    return static_cast<uint64_t>(bytes);
   }
   return std::nullopt;
 }
@@ -161,7 +177,10 @@ void ProgressTracker::Record(double percent, uint64_t added_bytes) {
   if (!started_ || percent > percent_ || added_bytes > 0) pending_ = true;
   started_ = true;
   percent_ = std::max(percent_, percent);
-  bytes_done_ += added_bytes;
+  // Saturates: rounded sizes of absurd files must not wrap the sum around to a smaller one.
+  bytes_done_ = added_bytes > std::numeric_limits<uint64_t>::max() - bytes_done_
+                    ? std::numeric_limits<uint64_t>::max()
+                    : bytes_done_ + added_bytes;
 }
 
 v1::Progress ProgressTracker::Build(absl::Time now) const {
@@ -171,15 +190,16 @@ v1::Progress ProgressTracker::Build(absl::Time now) const {
   if (percent_of_bytes_ >= 100) {
     progress.set_bytes_total(bytes_done_);
   } else if (percent_of_bytes_ >= 1) {
-    progress.set_bytes_total(static_cast<uint64_t>(
-        std::llround(static_cast<double>(bytes_done_) * 100.0 / percent_of_bytes_)));
+    progress.set_bytes_total(
+        RoundSaturated<uint64_t>(static_cast<double>(bytes_done_) * 100.0 / percent_of_bytes_));
   }
   double elapsed = absl::ToDoubleSeconds(now - first_time_);
   if (elapsed > 0) progress.set_bytes_per_second(static_cast<double>(bytes_done_) / elapsed);
   if (percent_ >= 100) {
     progress.set_eta_seconds(0);
   } else if (percent_ > 0 && elapsed > 0) {
-    progress.set_eta_seconds(std::llround(elapsed * (100.0 - percent_) / percent_));
+    // A tiny percentage makes a huge estimate, saturated rather than wrapped negative.
+    progress.set_eta_seconds(RoundSaturated<int64_t>(elapsed * (100.0 - percent_) / percent_));
   } else {
     progress.set_eta_seconds(-1);
   }

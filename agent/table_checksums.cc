@@ -312,7 +312,8 @@ class DatabaseReader {
         continue;
       }
       TableJob job{key, relations->Value(row, 5), tail};
-      absl::SimpleAtoi(relations->Value(row, 6), &job.pages);
+      // relpages only orders the work: a value that does not parse sorts as an empty table.
+      if (!absl::SimpleAtoi(relations->Value(row, 6), &job.pages)) job.pages = 0;
       job.typed_hash = relations->Value(row, 7) == "true";
       job.column_hash = relations->Value(row, 8);
       jobs.push_back(std::move(job));

@@ -12,6 +12,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git ca-certificates
+  # the fuzz build (scripts/fuzz.sh): Clang with libFuzzer and the sanitizer runtimes
+  clang libclang-rt-14-dev
   # libraries
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   libabsl-dev libpq-dev libgtest-dev libgmock-dev libsqlite3-dev libspdlog-dev

@@ -1,0 +1,3 @@
+
+t-checkzH
+orders-open.sql0SELECT count(*) FROM orders WHERE state = 'open'app

@@ -1,0 +1,4 @@
+
+t-pgbackrest-backup-fullêb
+m1r
+fulllz4

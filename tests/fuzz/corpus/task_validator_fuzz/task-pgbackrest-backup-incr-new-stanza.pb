@@ -1,0 +1,4 @@
+
+#t-pgbackrest-backup-incr-new-stanzab
+m1r
+incr

@@ -1,0 +1,3 @@
+
+t-pgbackrest-restore-standbyb
+m1zstandby8@ú

@@ -1,0 +1,3 @@
+
+t-service-stopr
+fast<

@@ -1,0 +1,2 @@
+
+t-sql-current-wal-lsnj

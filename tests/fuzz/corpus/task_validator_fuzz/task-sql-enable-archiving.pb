@@ -1,0 +1,2 @@
+
+t-sql-enable-archivingj	m1 

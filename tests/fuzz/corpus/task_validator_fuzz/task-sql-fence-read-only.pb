@@ -1,0 +1,2 @@
+
+t-sql-fence-read-onlyjm1

@@ -1,0 +1,2 @@
+
+t-sql-fence-statusjm1

@@ -1,0 +1,2 @@
+
+t-sql-promotej<H

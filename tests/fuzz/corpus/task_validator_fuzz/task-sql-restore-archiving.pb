@@ -1,0 +1,3 @@
+
+t-sql-restore-archivingj
+m1

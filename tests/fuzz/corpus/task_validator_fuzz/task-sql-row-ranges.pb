@@ -1,0 +1,3 @@
+
+t-sql-row-rangesj*
+apppublicorders8

@@ -1,0 +1,2 @@
+
+t-sql-set-wal-retrieve-retryj@ú

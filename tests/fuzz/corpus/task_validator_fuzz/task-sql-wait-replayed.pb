@@ -1,0 +1,3 @@
+
+t-sql-wait-replayedjx:
+0/12000028
