@@ -16,6 +16,20 @@
 namespace pghaul::controller {
 namespace {
 
+// The advice after `phase` failed: the command that runs it again, and abort while it still
+// applies. `pghaul finish` does not exist (finish runs with `run`), and once cutover promoted the
+// target, abort is refused: only `run` finishes the migration.
+std::string WhatToDoAfter(absl::string_view phase, absl::string_view id, bool target_promoted) {
+  if (target_promoted) {
+    return absl::StrCat("The target is already promoted: fix the cause, then finish with pghaul "
+                        "run ", id, " (abort no longer applies)");
+  }
+  const bool by_run =
+      phase == kPhasePrepareSource || phase == kPhasePreflight || phase == kPhaseFinish;
+  return absl::StrCat("Fix the cause, then run the phase again (pghaul ", by_run ? "run" : phase,
+                      " ", id, "), or abort (pghaul abort ", id, ")");
+}
+
 constexpr absl::string_view kStatePlanned = "planned";
 constexpr absl::string_view kStateScheduled = "scheduled";
 constexpr absl::string_view kStateRunning = "running";
@@ -832,10 +846,8 @@ void MigrationManager::Work(const std::string& id) {
         slot.record.clear_phases_to_run();
         slot.record.mutable_info()->set_state(std::string(kStateFailed));
         message = absl::StrCat(phase, " failed: ", status.message());
-        slot.record.mutable_info()->set_message(absl::StrCat(
-            message, ". Fix the cause, then run the phase again (pghaul ",
-            phase == kPhasePrepareSource || phase == kPhasePreflight ? "run" : phase, " ", id,
-            "), or abort (pghaul abort ", id, ")"));
+        slot.record.mutable_info()->set_message(
+            absl::StrCat(message, ". ", WhatToDoAfter(phase, id, slot.record.target_promoted())));
       }
       (void)SaveLocked(slot);
     }

@@ -39,6 +39,13 @@ constexpr uint32_t kMaxAgentWaitSeconds = 3600;
 
 // The label of the newest backup in `pgbackrest info --output=json` of one stanza ("" when it
 // lists none), and its database size when `bytes` is not null.
+// The value `key` of an agent's result, "" when the result lacks it: an agent of another version
+// (or one gone wrong) must fail the step with a message, never abort the controller.
+std::string ResultValue(const v1::TaskResult& result, const std::string& key) {
+  auto it = result.values().find(key);
+  return it == result.values().end() ? std::string() : it->second;
+}
+
 std::string LastBackupLabel(const std::string& info_json, uint64_t* bytes = nullptr) {
   nlohmann::json json = nlohmann::json::parse(info_json, nullptr, false);
   if (!json.is_array() || json.empty() || !json[0].is_object() || !json[0].contains("backup") ||
@@ -47,10 +54,12 @@ std::string LastBackupLabel(const std::string& info_json, uint64_t* bytes = null
   }
   const nlohmann::json& last = json[0]["backup"].back();
   if (!last.is_object()) return "";
-  if (bytes != nullptr && last.contains("info") && last["info"].is_object()) {
-    *bytes = last["info"].value("size", uint64_t{0});
+  if (bytes != nullptr && last.contains("info") && last["info"].is_object() &&
+      last["info"].contains("size") && last["info"]["size"].is_number_unsigned()) {
+    *bytes = last["info"]["size"].get<uint64_t>();
   }
-  return last.value("label", "");
+  if (!last.contains("label") || !last["label"].is_string()) return "";
+  return last["label"].get<std::string>();
 }
 
 absl::Status Preflight(PhaseContext& ctx) {
@@ -251,10 +260,10 @@ absl::Status Restore(PhaseContext& ctx) {
     PGH_ASSIGN_OR_RETURN(v1::TaskResult replay,
                          ctx.Run(plan.target_agent, "recovery-state",
                                  SqlTask(v1::SqlQuery::LAST_REPLAY_LSN), {.read_only = true}));
-    bool in_recovery = replay.values().at("in_recovery") == "true";
+    bool in_recovery = ResultValue(replay, "in_recovery") == "true";
     if (standby && in_recovery) {
       ctx.Event("info", absl::StrCat("the target is a standby following the archive, replayed "
-                                     "up to ", replay.values().at("lsn")));
+                                     "up to ", ResultValue(replay, "lsn")));
       return ArchiveIntoNewStanza(ctx);
     }
     if (!standby && !in_recovery) {
@@ -451,9 +460,9 @@ absl::Status Cutover(PhaseContext& ctx) {
                          ctx.Run(plan.source_agent, "catch-up-switch",
                                  SqlTask(v1::SqlQuery::SWITCH_WAL), {.read_only = true}));
     if (!ctx.dry_run()) {
-      PGH_ASSIGN_OR_RETURN(uint64_t lsn, ParseLsn(pre.values().at("lsn")));
+      PGH_ASSIGN_OR_RETURN(uint64_t lsn, ParseLsn(ResultValue(pre, "lsn")));
       ctx.Event("info", absl::StrCat("waiting for the target to replay up to ",
-                                     pre.values().at("lsn"), " before fencing"));
+                                     ResultValue(pre, "lsn"), " before fencing"));
       PGH_RETURN_IF_ERROR(
           WaitReplayRecordingLag(ctx, "catch-up", lsn, ctx.Now() + absl::Minutes(30)));
     }
@@ -468,7 +477,7 @@ absl::Status Cutover(PhaseContext& ctx) {
           {.read_only = true}}});
     for (const auto& result : gate) PGH_RETURN_IF_ERROR(result.status());
     if (!ctx.dry_run()) {
-      PGH_ASSIGN_OR_RETURN(uint64_t source_lsn, ParseLsn(gate_switch.values().at("lsn")));
+      PGH_ASSIGN_OR_RETURN(uint64_t source_lsn, ParseLsn(ResultValue(gate_switch, "lsn")));
       PGH_ASSIGN_OR_RETURN(v1::ReplicationLag lag,
                            RecordLag(ctx, source_lsn, &*gate[0], *gate[1]));
       if (lag.lag_bytes() > plan.cutover.max_lag_bytes) {
@@ -493,7 +502,7 @@ absl::Status Cutover(PhaseContext& ctx) {
                                 WalRetrieveRetryTask(kCutoverWalRetrieveRetryMs))
                             .status());
     if (!ctx.dry_run()) {
-      PGH_ASSIGN_OR_RETURN(uint64_t gate_lsn, ParseLsn(gate_switch.values().at("lsn")));
+      PGH_ASSIGN_OR_RETURN(uint64_t gate_lsn, ParseLsn(ResultValue(gate_switch, "lsn")));
       absl::Status settled =
           WaitReplayRecordingLag(ctx, "settle", gate_lsn, ctx.Now() + kSettleTimeout);
       if (!settled.ok()) {
@@ -509,7 +518,7 @@ absl::Status Cutover(PhaseContext& ctx) {
       PGH_ASSIGN_OR_RETURN(v1::TaskResult probe_switch,
                            ctx.Run(plan.source_agent, "probe-switch",
                                    SqlTask(v1::SqlQuery::SWITCH_WAL), {.read_only = true}));
-      PGH_ASSIGN_OR_RETURN(uint64_t probe_lsn, ParseLsn(probe_switch.values().at("lsn")));
+      PGH_ASSIGN_OR_RETURN(uint64_t probe_lsn, ParseLsn(ResultValue(probe_switch, "lsn")));
       const absl::Time probe_start = ctx.Now();
       absl::Status probed = WaitReplayRecordingLag(ctx, "probe", probe_lsn, probe_start + budget);
       if (!probed.ok()) {
@@ -568,9 +577,9 @@ absl::Status Cutover(PhaseContext& ctx) {
                                SqlTask(v1::SqlQuery::SWITCH_WAL)));
   PGH_RETURN_IF_ERROR(over_budget("final-switch"));
   if (!ctx.dry_run()) {
-    const std::string walfile = final_switch.values().at("walfile");
-    PGH_ASSIGN_OR_RETURN(uint64_t final_lsn, ParseLsn(final_switch.values().at("lsn")));
-    ctx.Event("info", absl::StrCat("final WAL position ", final_switch.values().at("lsn"),
+    const std::string walfile = ResultValue(final_switch, "walfile");
+    PGH_ASSIGN_OR_RETURN(uint64_t final_lsn, ParseLsn(ResultValue(final_switch, "lsn")));
+    ctx.Event("info", absl::StrCat("final WAL position ", ResultValue(final_switch, "lsn"),
                                    "; waiting for ", walfile, " to be archived and replayed"));
     // Both agents wait at once, each polling its own server every 10 ms: the archiver is there
     // to say which side was slow when the budget runs out.
@@ -585,7 +594,7 @@ absl::Status Cutover(PhaseContext& ctx) {
       PGH_ASSIGN_OR_RETURN(v1::ReplicationLag lag,
                            RecordLag(ctx, final_lsn, &*waits[0], *waits[1]));
       const bool archived = waits[0]->values().count("reached") > 0 &&
-                            waits[0]->values().at("reached") == "true";
+                            ResultValue(*waits[0], "reached") == "true";
       if (lag.lag_bytes() == 0) break;
       if (ctx.Now() < deadline) continue;
       if (!archived) {
@@ -628,7 +637,7 @@ absl::Status Cutover(PhaseContext& ctx) {
                                  SqlTask(v1::SqlQuery::FENCE_STATUS, plan.name),
                                  {.read_only = true}));
     if (!ctx.dry_run() && fence.values().count("fenced") > 0 &&
-        fence.values().at("fenced") != "true") {
+        ResultValue(fence, "fenced") != "true") {
       const auto& v = fence.values();
       auto value = [&v](const char* key) {
         auto it = v.find(key);

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -21,6 +23,31 @@
 
 namespace pghaul::controller {
 namespace {
+
+// An integer of pgBackRest's JSON as an int. nlohmann's get<int>() of a float or of a number out
+// of range converts it with a cast whose result is undefined; this throws instead, into the
+// catch around the parse (an agent's answer must never crash the controller).
+int JsonInt(const nlohmann::json& value) {
+  if (!value.is_number_integer()) throw std::invalid_argument("expected an integer");
+  if (value.is_number_unsigned()) {
+    const uint64_t v = value.get<uint64_t>();
+    if (v > static_cast<uint64_t>(std::numeric_limits<int>::max())) {
+      throw std::out_of_range("integer out of range");
+    }
+    return static_cast<int>(v);
+  }
+  const int64_t v = value.get<int64_t>();
+  if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+    throw std::out_of_range("integer out of range");
+  }
+  return static_cast<int>(v);
+}
+
+// The same for an unsigned 64-bit value (a system identifier).
+uint64_t JsonUint64(const nlohmann::json& value) {
+  if (!value.is_number_unsigned()) throw std::invalid_argument("expected an unsigned integer");
+  return value.get<uint64_t>();
+}
 
 using Json = nlohmann::json;
 
@@ -956,7 +983,7 @@ class Checker {
       }
       try {
         const Json& status = entry->at("status");
-        code = status.at("code").get<int>();
+        code = JsonInt(status.at("code"));
         std::vector<std::string> messages;
         if (status.contains("message") && status["message"].is_string()) {
           status_message = status["message"].get<std::string>();
@@ -965,10 +992,11 @@ class Checker {
         if (entry->contains("repo") && (*entry)["repo"].is_array()) {
           for (const Json& repo : (*entry)["repo"]) {
             const Json& repo_status = repo.at("status");
-            if (repo_status.at("code").get<int>() == kStanzaOk) continue;
+            if (JsonInt(repo_status.at("code")) == kStanzaOk) continue;
             std::string message = FirstLine(repo_status.value("message", ""));
             if (!messages.empty() && message == messages.front()) continue;
-            messages.push_back(absl::StrCat("repo", repo.value("key", 0), ": ", message));
+            messages.push_back(absl::StrCat(
+                "repo", JsonInt(repo.value("key", nlohmann::json(0))), ": ", message));
           }
         }
         detail = absl::StrJoin(messages, "; ");
@@ -1023,7 +1051,7 @@ class Checker {
     try {
       if (entry->contains("db") && (*entry)["db"].is_array()) {
         for (const Json& db : (*entry)["db"]) {
-          if (current == nullptr || db.at("id").get<int>() > current->at("id").get<int>()) {
+          if (current == nullptr || JsonInt(db.at("id")) > JsonInt(current->at("id"))) {
             current = &db;
           }
         }
@@ -1033,7 +1061,7 @@ class Checker {
         return Check(kName, kCheckFail, source_text, "",
                      absl::StrCat("stanza ", Quote(stanza), " lists no database"), check_fix);
       }
-      uint64_t stanza_id = current->at("system-id").get<uint64_t>();
+      uint64_t stanza_id = JsonUint64(current->at("system-id"));
       std::string stanza_version = current->value("version", "");
       absl::StrAppend(&source_text, ", system id ", stanza_id);
       if (source_id == 0) {

@@ -113,6 +113,7 @@ class ScriptedContext : public PhaseContext {
           break;
       }
     }
+    if (std::string(step) == empty_values_step_) values.clear();
     return result;
   }
   std::vector<absl::StatusOr<v1::TaskResult>> RunAll(std::vector<Parallel> tasks) override {
@@ -147,10 +148,31 @@ class ScriptedContext : public PhaseContext {
   std::string source_sum_ = "rows=3 md5=0123456789abcdef0123456789abcdef persistence=p kind=r";
   std::string target_sum_ = source_sum_;
   std::map<std::string, absl::Duration> step_cost_;
+  std::string empty_values_step_;  // this step's result comes back with no values at all
   std::vector<std::string> steps_;
   std::map<std::string, v1::Task> tasks_;
   std::vector<std::string> events_;
 };
+
+TEST(CutoverPhaseTest, AResultMissingItsValuesFailsTheStepInsteadOfAbortingTheController) {
+  // An agent of another version, or one gone wrong, answers SUCCEEDED without the values the
+  // step reads. Each step in turn: the phase ends with a status (before, Map::at aborted the
+  // controller), and the steps that read an LSN fail.
+  ScriptedContext complete;
+  ASSERT_TRUE(RunPhase("cutover", complete).ok());
+  ASSERT_GT(complete.steps_.size(), 5u);
+  int failed = 0;
+  for (const std::string& step : complete.steps_) {
+    ScriptedContext ctx;
+    ctx.empty_values_step_ = step;
+    absl::Status status = RunPhase("cutover", ctx);
+    if (!status.ok()) ++failed;
+    if (step == "gate-switch" || step == "final-switch") {
+      EXPECT_FALSE(status.ok()) << step;
+    }
+  }
+  EXPECT_GE(failed, 4);
+}
 
 TEST(CutoverPhaseTest, CatchUpThatNeverArrivesFailsBeforeFencing) {
   ScriptedContext ctx;

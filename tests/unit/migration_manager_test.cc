@@ -88,6 +88,12 @@ class FakeAgent : public AgentSession {
   }
   void Close(absl::string_view) override {}
 
+  // What `pgbackrest info` answers (read when a task arrives).
+  std::string info_json_ =
+      R"([{"name":"main","status":{"code":0,"message":"ok"},"db":[{"id":1,"system-id":)"
+      "7000000000000000001"
+      R"(}],"backup":[{"label":"20261126-010203F","type":"full","info":{"size":104857600}}]}])";
+
   void HoldWhen(std::function<bool(const v1::Task&)> hold) {
     absl::MutexLock lock(&mu_);
     hold_ = std::move(hold);
@@ -165,10 +171,7 @@ class FakeAgent : public AgentSession {
     auto& values = *result.mutable_values();
     if (task.has_gather_facts()) *result.mutable_facts() = facts_;
     if (task.has_pgbackrest() && task.pgbackrest().has_info()) {
-      result.set_info_json(
-          R"([{"name":"main","status":{"code":0,"message":"ok"},"db":[{"id":1,"system-id":)"
-          "7000000000000000001"
-          R"(}],"backup":[{"label":"20261126-010203F","type":"full","info":{"size":104857600}}]}])");
+      result.set_info_json(info_json_);
     }
     if (task.has_pgbackrest() && task.pgbackrest().has_restore()) {
       restored_standby = task.pgbackrest().restore().type() == "standby";
@@ -540,6 +543,36 @@ TEST_F(MigrationManagerTest, AbortIsRefusedOnceTheTargetIsPromoted) {
   absl::StatusOr<v1::MigrationInfo> abort = manager_->Abort("m1");
   EXPECT_EQ(abort.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(Info().state(), "completed");
+}
+
+TEST_F(MigrationManagerTest, AFailureAfterPromotionSaysToFinishWithRunNotAbort) {
+  target_->interrupt_[v1::SqlQuery::CHECKPOINT] = 1;  // finish's first task
+  ASSERT_TRUE(Apply().ok());
+  ASSERT_TRUE(Start("run").ok());
+  ASSERT_TRUE(SettlesIn("failed")) << Info().DebugString();
+  EXPECT_EQ(PhaseState("finish"), "failed");
+  EXPECT_TRUE(absl::StrContains(Info().message(), "The target is already promoted: fix the "
+                                                  "cause, then finish with pghaul run m1"))
+      << Info().message();
+  EXPECT_FALSE(absl::StrContains(Info().message(), "pghaul finish")) << Info().message();
+  EXPECT_FALSE(absl::StrContains(Info().message(), "pghaul abort")) << Info().message();
+  // What it says works.
+  ASSERT_TRUE(Eventually([&] { return Start("run").ok(); }));
+  ASSERT_TRUE(SettlesIn("completed")) << Info().DebugString();
+}
+
+TEST_F(MigrationManagerTest, ABackupListOfTheWrongShapeFailsTheBackupWithoutCrashing) {
+  // A label that is not a string and a size that is not an integer: before, nlohmann threw out
+  // of the phase (and the float size was undefined behaviour).
+  source_->info_json_ =
+      R"([{"name":"main","status":{"code":0,"message":"ok"},"db":[{"id":1,"system-id":)"
+      "7000000000000000001"
+      R"(}],"backup":[{"label":5,"type":"full","info":{"size":1e300}}]}])";
+  target_->info_json_ = source_->info_json_;
+  ASSERT_TRUE(Apply().ok());
+  ASSERT_TRUE(Start("run").ok());
+  ASSERT_TRUE(SettlesIn("failed")) << Info().DebugString();
+  EXPECT_TRUE(absl::StrContains(Info().message(), "lists no backup")) << Info().message();
 }
 
 TEST_F(MigrationManagerTest, EventsAreJournaledInOrderAndSurviveARestart) {

@@ -702,6 +702,26 @@ TEST_F(PreflightChecksTest, StanzaWhoseCurrentClusterIsTheSourceAfterAnUpgradePa
   ExpectStatus(Run("stanza"), kCheckPass);
 }
 
+TEST_F(PreflightChecksTest, NumbersOfTheWrongKindInInfoFailTheCheckWithoutCrashing) {
+  // Floats and out-of-range numbers where pgBackRest prints integers (an agent gone wrong): the
+  // check fails with a message; before, get<int>() of 1e300 was undefined behaviour.
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"\"id\":2", "\"id\":1e300"},
+           {"\"code\":2,\"lock\"", "\"code\":2.5,\"lock\""},
+           {"\"key\":1", "\"key\":99999999999"},
+           {"\"system-id\":6000000000000000001", "\"system-id\":-1"}}) {
+    input_.stanza_info_json = absl::StrReplaceAll(
+        absl::StrCat(
+            R"([{"name":"s1","status":{"code":2,"lock":{"backup":{"held":false}},"message":"no valid backups"},)",
+            R"("db":[{"id":2,"repo-key":1,"system-id":6000000000000000001,"version":"15"}],)",
+            R"("backup":[],"repo":[{"cipher":"none","key":1,"status":{"code":3,"message":"x"}}]}])"),
+        {{from, to}});
+    ASSERT_NE(input_.stanza_info_json.find(to), std::string::npos) << to;
+    v1::CheckResult result = Run("stanza");
+    EXPECT_EQ(result.status(), kCheckFail) << to << ": " << result.message();
+  }
+}
+
 TEST_F(PreflightChecksTest, RunningBackupInTheStanzaWarns) {
   input_.stanza_info_json = InfoJson("info-backup-running.json");
   v1::CheckResult result = Run("stanza");
