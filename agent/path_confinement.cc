@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -18,8 +19,10 @@ namespace pghaul::agent {
 namespace {
 
 absl::Status Unresolvable(absl::string_view path, absl::string_view why) {
-  return absl::FailedPreconditionError(
-      absl::StrCat("cannot resolve '", absl::CHexEscape(path), "': ", why));
+  const bool denied = absl::StrContains(why, "Permission denied");
+  return absl::FailedPreconditionError(absl::StrCat(
+      "cannot resolve '", absl::CHexEscape(path), "': ", why,
+      denied ? " (the agent's OS user must be able to search every directory above it)" : ""));
 }
 
 // The parent of an absolute, normalized path other than "/".

@@ -502,19 +502,20 @@ TEST_F(PreflightTest, SourceTablespaceFailsOnTheSameHostAndIsNamedForAnotherHost
   ExpectNothingChanged();
 }
 
-// A repository directory the postgres user may not even list: pgbackrest info reports status
-// 99 with the permission error, and the stanza check fails with it.
-TEST_F(PreflightTest, RepositoryThePostgresUserCannotReadFailsTheStanzaCheck) {
+// A repository directory the postgres user may not even search: the agent cannot resolve the
+// path to confine it to its roots (agent/path_confinement.h), so it refuses to configure the
+// migration, and preflight fails at once, naming the path and what to fix.
+TEST_F(PreflightTest, RepositoryThePostgresUserCannotReadFailsPreflight) {
   PGH_ASSERT_OK_AND_ASSIGN(std::string locked, rig_->dir().MakeSubdir("backups/locked", "", 0700));
   PGH_ASSERT_OK(AddTarget("locked", LikeTheSource("locked")).status());
   PlanSpec spec = rig_->PosixPlan("repository-unreadable", "locked");
   spec.repository = absl::StrCat("  posix: {path: \"", locked, "/repo\"}\n");
   PGH_ASSERT_OK_AND_ASSIGN(PreflightOutcome outcome, Preflight(spec));
-  ExpectRefused(outcome, {{"stanza", "fail"}});
-  ExpectCheck(outcome, "stanza", "fail", "status 99 (other)", "");
-  EXPECT_THAT(Message(outcome, "stanza"), HasSubstr(absl::StrCat("'", locked, "/repo/")));
-  EXPECT_THAT(Message(outcome, "stanza"), HasSubstr("Permission denied"));
-  EXPECT_THAT(Fix(outcome, "stanza"), HasSubstr("check that the source can reach and write"));
+  EXPECT_NE(outcome.exit_code, 0);
+  EXPECT_EQ(outcome.state, "failed");
+  EXPECT_THAT(outcome.output, HasSubstr(absl::StrCat("cannot resolve '", locked, "/repo'")));
+  EXPECT_THAT(outcome.output, HasSubstr("Permission denied"));
+  EXPECT_THAT(outcome.output, HasSubstr("must be able to search every directory above it"));
   EXPECT_FALSE(std::filesystem::exists(absl::StrCat(locked, "/repo")));
   ExpectNothingChanged();
 }
