@@ -15,6 +15,7 @@
 #include "common/grpc_options.h"
 #include "common/logging.h"
 #include "common/signals.h"
+#include "common/state_dir_lock.h"
 #include "common/tls_credentials.h"
 #include "common/version.h"
 #include "controller/agent_link_service.h"
@@ -71,6 +72,14 @@ int Run(const std::string& config_path) {
   if (absl::Status s = MakeDirectories(config->state_dir); !s.ok()) {
     PGH_LOG_ERROR("state directory: {}", s.message());
     return EX_CANTCREAT;
+  }
+
+  // Before the database is opened: a second controller on the same state must not touch it.
+  absl::StatusOr<StateDirLock> state_lock =
+      StateDirLock::Acquire(config->state_dir, "controller", "pghaul-controller");
+  if (!state_lock.ok()) {
+    PGH_LOG_ERROR("{}", state_lock.status().message());
+    return EX_TEMPFAIL;
   }
 
   std::string db_path = config->state_dir + "/state.db";

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
@@ -239,6 +240,42 @@ TEST_F(AgentsLinkTest, AgentsComeBackWithinTenSecondsAfterTheControllerIsKilledA
   RecordProperty("seconds_until_both_back", absl::StrCat(absl::ToDoubleSeconds(back_after)));
   std::cout << "both agents back online " << back_after << " after kill -9 of the controller\n";
   EXPECT_LT(back_after, absl::Seconds(10));
+}
+
+// Two controllers on one state database would both drive the same migrations. The second one,
+// on another port, refuses to start, naming the first; the first keeps serving its agents.
+TEST_F(AgentsLinkTest, ASecondControllerOnTheSameStateRefusesToStartAndNamesTheFirst) {
+  StartLegacyAndTarget();
+  if (HasFatalFailure()) return;
+  PGH_ASSERT_OK_AND_ASSIGN(std::string yaml, ReadFile(controller_->config_path()));
+  const std::string first_listen =
+      absl::StrCat(network_->Address("controller"), ":", kControllerPort);
+  ASSERT_TRUE(absl::StrContains(yaml, first_listen)) << yaml;
+  absl::StrReplaceAll({{first_listen, absl::StrCat(network_->Address("controller"), ":0")}},
+                      &yaml);
+  const std::string second_config = dir_->path() + "/second-controller.yaml";
+  PGH_ASSERT_OK(WriteFile(second_config, yaml));
+  CommandOptions options;
+  options.launch.netns = network_->Namespace("controller");
+  options.timeout = absl::Seconds(20);
+  PGH_ASSERT_OK_AND_ASSIGN(
+      CommandResult second,
+      RunCommand({PghaulBinary("controller/pghaul-controller"), "--config", second_config},
+                 options));
+  EXPECT_EQ(second.exit_code, EX_TEMPFAIL) << second.stdout_text << second.stderr_text;
+  const std::string said = second.stdout_text + second.stderr_text;
+  EXPECT_TRUE(absl::StrContains(
+      said, absl::StrCat("another pghaul-controller (PID ", controller_->process()->pid(),
+                         ") is using the state directory ", controller_->state_dir())))
+      << said;
+  EXPECT_TRUE(absl::StrContains(said, "Stop the other one first")) << said;
+
+  EXPECT_TRUE(controller_->process()->IsRunning());
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult agents, cli_->Run({"agents", "--output", "json"}));
+  EXPECT_EQ(agents.exit_code, 0) << agents.stderr_text;
+  for (const char* name : {"legacy", "target"}) {
+    PGH_EXPECT_OK(WaitForAgent(name, "to stay online", absl::Seconds(5), IsOnline).status());
+  }
 }
 
 TEST_F(AgentsLinkTest, KilledAgentShowsOffline) {
