@@ -453,6 +453,7 @@ absl::Status Cutover(PhaseContext& ctx) {
       record.request().max_downtime_seconds() > 0 ? "--max-downtime" : "cutover.max_downtime";
   PGH_RETURN_IF_ERROR(Configure(ctx, plan.source_agent));
   PGH_RETURN_IF_ERROR(Configure(ctx, plan.target_agent));
+  PGH_RETURN_IF_ERROR(StartTargetIfDown(ctx, "", "before the cutover"));
 
   if (!record.source_fenced()) {
     // Catch up first, so the fenced time covers only the last segment.
@@ -683,6 +684,7 @@ absl::Status Finish(PhaseContext& ctx) {
   }
   if (record.info().new_stanza_backup_label().empty()) {
     PGH_RETURN_IF_ERROR(Configure(ctx, plan.target_agent));
+    PGH_RETURN_IF_ERROR(StartTargetIfDown(ctx, "", "to back it up into the new stanza"));
     PGH_RETURN_IF_ERROR(
         ctx.Run(plan.target_agent, "checkpoint", SqlTask(v1::SqlQuery::CHECKPOINT)).status());
     auto on_new_stanza = [&plan]() {

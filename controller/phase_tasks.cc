@@ -31,6 +31,26 @@ v1::Task PgBackRestTask(const Plan& plan) {
   return task;
 }
 
+absl::Status StartTargetIfDown(PhaseContext& ctx, absl::string_view step_prefix,
+                               absl::string_view why) {
+  const Plan& plan = ctx.plan();
+  PGH_ASSIGN_OR_RETURN(v1::TaskResult status,
+                       ctx.Run(plan.target_agent, absl::StrCat(step_prefix, "target-status"),
+                               ServiceTask(v1::ServiceAction::STATUS), {.read_only = true}));
+  auto running = status.values().find("running");
+  if (running == status.values().end() || running->second != "false") return absl::OkStatus();
+  auto detail = status.values().find("detail");
+  ctx.Event("warning",
+            absl::StrCat("the target's PostgreSQL is not running (",
+                         detail == status.values().end() ? "no detail" : detail->second,
+                         "): starting it ", why));
+  PGH_RETURN_IF_ERROR(ctx.Run(plan.target_agent, absl::StrCat(step_prefix, "start-target"),
+                              ServiceTask(v1::ServiceAction::START))
+                          .status());
+  ctx.Event("info", "the target's PostgreSQL runs again");
+  return absl::OkStatus();
+}
+
 absl::Status Configure(PhaseContext& ctx, const std::string& agent_id) {
   PGH_ASSIGN_OR_RETURN(v1::Secrets secrets, ctx.Secrets());
   v1::Task task;

@@ -27,6 +27,16 @@ v1::Task PgBackRestTask(const Plan& plan);
 // phases loses nothing).
 absl::Status Configure(PhaseContext& ctx, const std::string& agent_id);
 
+// Brings the target's PostgreSQL back when it is down (a crash, a host reboot, a stop by hand
+// since pghaul restored it): STATUS on the target's agent and, only when it says not running,
+// START, with a warning event naming `why` ("before verify"). The target is pghaul's until the
+// migration completes, and a standby that starts again goes on following the archive, so the
+// phase that needs it running starts it rather than failing. `step_prefix` keeps the steps of
+// different phases apart in the journal. Errors: those of the tasks (a START that fails says
+// why in its message).
+absl::Status StartTargetIfDown(PhaseContext& ctx, absl::string_view step_prefix,
+                               absl::string_view why);
+
 // "16/B374D848" -> its 64-bit position.
 absl::StatusOr<uint64_t> ParseLsn(absl::string_view lsn);
 std::string FormatLsn(uint64_t lsn);

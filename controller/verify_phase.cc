@@ -408,6 +408,7 @@ absl::StatusOr<v1::VerifyReport> CompareData(PhaseContext& ctx, absl::string_vie
 absl::Status RunVerify(PhaseContext& ctx) {
   const Plan& plan = ctx.plan();
   v1::MigrationRecord record = ctx.record();
+  PGH_RETURN_IF_ERROR(StartTargetIfDown(ctx, "", "before verify"));
   ctx.Event("info", "comparing the schema and every table's row count and checksum on both sides");
   PGH_ASSIGN_OR_RETURN(v1::VerifyReport report, CompareData(ctx, ""));
   std::vector<std::pair<std::string, std::string>> checks;

@@ -20,6 +20,7 @@
 namespace pghaul::controller {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -113,6 +114,13 @@ class ScriptedContext : public PhaseContext {
           break;
       }
     }
+    if (task.has_service() && task.service().action() == v1::ServiceAction::STATUS) {
+      values["running"] = target_running_ ? "true" : "false";
+      values["detail"] = target_running_ ? "server is running" : "no server running";
+    }
+    if (task.has_service() && task.service().action() == v1::ServiceAction::START) {
+      target_running_ = true;
+    }
     if (std::string(step) == empty_values_step_) values.clear();
     return result;
   }
@@ -142,6 +150,7 @@ class ScriptedContext : public PhaseContext {
   std::string final_replay_lsn_ = "0/9000100";
   std::string replay_timestamp_ = "";
   std::string last_archived_wal_ = "000000010000000000000009";
+  bool target_running_ = true;  // what the target's service STATUS says
   bool settle_arrives_ = true;
   bool probe_arrives_ = true;
   google::protobuf::Map<std::string, std::string> fence_status_ = FencedStatus();
@@ -466,9 +475,10 @@ TEST(CutoverPhaseTest, FinishGivesThePromotedTargetItsOwnStanzaAndFirstFullBacku
   ctx.record_.set_target_promoted(true);
   absl::Status status = RunPhase("finish", ctx);
   ASSERT_TRUE(status.ok()) << status;
-  std::vector<std::string> expected = {"configure-target",  "checkpoint",
-                                       "new-stanza-create", "new-stanza-check",
-                                       "new-stanza-backup", "new-stanza-info"};
+  std::vector<std::string> expected = {"configure-target",  "target-status",
+                                       "checkpoint",        "new-stanza-create",
+                                       "new-stanza-check",  "new-stanza-backup",
+                                       "new-stanza-info"};
   EXPECT_EQ(ctx.steps_, expected);
   for (const char* step : {"new-stanza-create", "new-stanza-check", "new-stanza-backup"}) {
     EXPECT_TRUE(ctx.tasks_[step].pgbackrest().new_stanza()) << step;
@@ -550,6 +560,47 @@ TEST(CutoverPhaseTest, SourceConfigNeverNamesTheNewStanza) {
   ASSERT_TRUE(RunPhase("cutover", ctx).ok());
   EXPECT_TRUE(ctx.tasks_["configure-source"].configure_pgbackrest().new_stanza().empty());
   EXPECT_EQ(ctx.tasks_["configure-target"].configure_pgbackrest().new_stanza(), "main-new");
+}
+
+size_t StepIndex(const ScriptedContext& ctx, absl::string_view step) {
+  return std::find(ctx.steps_.begin(), ctx.steps_.end(), step) - ctx.steps_.begin();
+}
+
+// A target that crashed, or was stopped by hand, after the restore: the cutover starts it again
+// (a standby that starts goes on following the archive) before anything else, and says so.
+TEST(CutoverPhaseTest, ATargetFoundStoppedIsStartedBeforeTheCutoverFencesAnything) {
+  ScriptedContext ctx;
+  ctx.target_running_ = false;
+  absl::Status status = RunPhase("cutover", ctx);
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_TRUE(ctx.Ran("start-target"));
+  EXPECT_LT(StepIndex(ctx, "target-status"), StepIndex(ctx, "start-target"));
+  EXPECT_LT(StepIndex(ctx, "start-target"), StepIndex(ctx, "catch-up-switch"));
+  EXPECT_LT(StepIndex(ctx, "start-target"), StepIndex(ctx, "fence"));
+  EXPECT_THAT(ctx.events_, Contains(AllOf(HasSubstr("warning: the target's PostgreSQL is not "
+                                                    "running (no server running)"),
+                                          HasSubstr("before the cutover"))));
+}
+
+TEST(CutoverPhaseTest, ARunningTargetIsLeftAloneByTheCutover) {
+  ScriptedContext ctx;
+  ASSERT_TRUE(RunPhase("cutover", ctx).ok());
+  EXPECT_TRUE(ctx.Ran("target-status"));
+  EXPECT_FALSE(ctx.Ran("start-target"));
+}
+
+TEST(CutoverPhaseTest, FinishStartsAPromotedTargetFoundStoppedBeforeBackingItUp) {
+  FinishContext ctx;
+  ctx.plan_.stanza = "main";
+  ctx.plan_.cutover.new_stanza = "main-new";
+  ctx.record_.set_target_promoted(true);
+  ctx.target_running_ = false;
+  absl::Status status = RunPhase("finish", ctx);
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_TRUE(ctx.Ran("start-target"));
+  EXPECT_LT(StepIndex(ctx, "start-target"), StepIndex(ctx, "checkpoint"));
+  EXPECT_THAT(ctx.events_,
+              Contains(HasSubstr("starting it to back it up into the new stanza")));
 }
 
 }  // namespace
