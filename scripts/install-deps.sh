@@ -20,8 +20,11 @@ packages=(
   libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libssl-dev
   # database hosts
   postgresql-15 postgresql-contrib postgresql-client-15 pgbackrest
-  # test hosts: network namespaces, process tools, certificates, node for s3rver
-  iproute2 procps util-linux openssl sudo nodejs
+  # test hosts: network namespaces, process tools, certificates, node for s3rver; nftables
+  # drops a share of packets for the fault suite's lossy links (the kernel may lack netem)
+  iproute2 procps util-linux openssl sudo nodejs nftables
+  # Patroni-managed targets (issue 9): Patroni 3.0.2 and etcd 3.4 for its DCS
+  patroni etcd-server etcd-client
 )
 
 # s3rver 3.7.1 (the last release; engines node >= 8.3) runs on Debian 12's node 18 and on newer

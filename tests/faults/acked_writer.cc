@@ -43,10 +43,30 @@ void AckedWriter::Fail(const char* message) {
   last_error_ = message;
 }
 
+bool AckedWriter::Pause() {
+  paused_ = true;
+  const absl::Time deadline = absl::Now() + absl::Minutes(1);
+  while (!idle_) {
+    if (!thread_.joinable() || absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+void AckedWriter::Resume() {
+  idle_ = false;  // first: a Pause after this waits for the loop to see it again
+  paused_ = false;
+}
+
 void AckedWriter::Loop() {
   const absl::Time until = absl::Now() + kMaxRun;
   PGconn* conn = nullptr;
   while (!stop_ && absl::Now() < until) {
+    if (paused_) {
+      idle_ = true;
+      absl::SleepFor(kPause);
+      continue;
+    }
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
       if (conn != nullptr) PQfinish(conn);
       conn = PQconnectdb(conninfo_.c_str());

@@ -39,6 +39,12 @@ class AckedWriter {
 
   void Start();
   void Stop();
+  // While paused the writer commits nothing (its session stays open): the verify phase
+  // compares the source with a standby, which must have caught up with a source at rest.
+  // Pause returns once no transaction of the writer is in flight (false if that took over a
+  // minute, or the writer is not running).
+  bool Pause();
+  void Resume();
   std::vector<int64_t> Acked();
   size_t AckedCount();
   std::string LastError();
@@ -49,6 +55,8 @@ class AckedWriter {
 
   const std::string conninfo_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> paused_{false};
+  std::atomic<bool> idle_{false};  // the loop saw paused_ and sent nothing since
   std::thread thread_;
   std::mutex mu_;
   std::vector<int64_t> acked_;

@@ -1,6 +1,10 @@
 #include "tests/faults/fault_run.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/statvfs.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -25,6 +29,7 @@
 #include "tests/integration/fixture/command.h"
 #include "tests/integration/fixture/json_paths.h"
 #include "tests/integration/fixture/migration_fixture.h"
+#include "tests/integration/fixture/s3_server.h"
 #include "tests/integration/fixture/test_support.h"
 #include "tests/integration/fixture/wait_for.h"
 
@@ -40,6 +45,9 @@ using nlohmann::json;
 
 constexpr char kPgBench[] = "/usr/lib/postgresql/15/bin/pgbench";
 constexpr char kTcBinary[] = "/usr/sbin/tc";
+constexpr char kNftBinary[] = "/usr/sbin/nft";
+// The controller's exit status when another one holds its state directory (EX_TEMPFAIL).
+constexpr int kStateLockedExit = 75;
 constexpr int kPgBenchScale = 2;
 constexpr char kMigration[] = "m1";
 
@@ -48,6 +56,9 @@ struct Step {
   std::vector<std::string> args;
   std::vector<std::string> phases;
   std::string goal_state;  // the state it leaves when it succeeds
+  // The writer pauses, and the standby catches up with the source, before the command; the
+  // writer resumes after it (verify compares the two sides, which must hold the same rows).
+  bool source_at_rest = false;
 };
 
 const std::vector<Step>& Steps() {
@@ -55,6 +66,7 @@ const std::vector<Step>& Steps() {
       {{"run", kMigration, "--until", "restore", "--mode", "standby"},
        {"preflight", "prepare-source", "backup", "restore"},
        "ready"},
+      {{"verify", kMigration}, {"verify"}, "ready", true},
       {{"cutover", kMigration}, {"cutover", "finish"}, "completed"},
   };
   return steps;
@@ -143,7 +155,21 @@ class FaultRun {
     PGH_RETURN_IF_ERROR(rig_->AddHost("legacy", legacy).status());
     integration::RigHostOptions target;
     target.octet = 12;
+    if (result_.plan.kind == FaultKind::kTargetDiskFull) {
+      PGH_RETURN_IF_ERROR(MountTargetDisk());
+      target.parent_dir = disk_mount_;
+    }
     PGH_RETURN_IF_ERROR(rig_->AddHost("target", target).status());
+    if (!result_.plan.lossy_link_host.empty()) {
+      const std::string ruleset_file = absl::StrCat(rig_->dir().path(), "/lossy-link.nft");
+      PGH_RETURN_IF_ERROR(integration::WriteFile(ruleset_file, result_.plan.LossyLinkRuleset()));
+      integration::CommandOptions in_host;
+      in_host.launch.netns = rig_->network().Namespace(result_.plan.lossy_link_host);
+      PGH_RETURN_IF_ERROR(
+          integration::RunChecked({kNftBinary, "-f", ruleset_file}, in_host).status());
+      std::cout << "lossy link on " << result_.plan.lossy_link_host << ": "
+                << result_.plan.loss_permille << " packets in 1000 dropped each way\n";
+    }
     if (!result_.plan.slow_link_host.empty()) {
       // Before the migration's first packet, on the host's own end of its link.
       std::vector<std::string> tc = {kTcBinary, "qdisc", "add", "dev", "eth0", "root"};
@@ -166,6 +192,9 @@ class FaultRun {
     PGH_RETURN_IF_ERROR(rig_->RunSqlScript(Legacy(), kWriterSetupSql));
     PGH_ASSIGN_OR_RETURN(source_system_id_, Legacy().Query(integration::kSystemIdentifierQuery));
     integration::PlanSpec spec = rig_->PosixPlan(kMigration);
+    if (result_.plan.s3_repository) {
+      PGH_ASSIGN_OR_RETURN(spec.repository, StartS3());
+    }
     spec.cutover = "{max_lag: 64MB, max_downtime: 60s, verify_checksums: true}";
     PGH_RETURN_IF_ERROR(rig_->ApplyPlan(spec));
     planned_ = true;
@@ -183,7 +212,55 @@ class FaultRun {
     if (writer_ != nullptr) writer_->Stop();
     sampler_.reset();
     writer_.reset();
+    if (s3_ != nullptr) (void)s3_->Stop();
+    s3_.reset();  // before the rig: its host is one of the rig's namespaces
     rig_.reset();  // agents, clusters, controller, namespaces, directory
+    if (!disk_mount_.empty()) {
+      absl::Status unmounted = integration::RunChecked({"/usr/bin/umount", disk_mount_}).status();
+      if (!unmounted.ok()) {
+        std::cout << "cannot unmount " << disk_mount_ << ": " << unmounted << "\n";
+      } else {
+        rmdir(disk_mount_.c_str());
+      }
+      disk_mount_.clear();
+    }
+  }
+
+  // The target's data directory on a tmpfs of its own (2 GiB: preflight wants the source's size
+  // x 1.2 + 1 GiB free), which the fault then fills. Outside the rig's directory, so that the
+  // rig's removal never meets a mount point.
+  absl::Status MountTargetDisk() {
+    char pattern[] = "/tmp/pghaul-faults-disk-XXXXXX";
+    if (mkdtemp(pattern) == nullptr) {
+      return absl::InternalError(absl::StrCat("mkdtemp: ", strerror(errno)));
+    }
+    PGH_RETURN_IF_ERROR(integration::RunChecked({"/usr/bin/mount", "-t", "tmpfs", "-o",
+                                                 "size=2g,mode=0755", "pghaul-faults", pattern})
+                            .status());
+    disk_mount_ = pattern;
+    return absl::OkStatus();
+  }
+
+  // s3rver on a host "s3" of the rig, its key pair in a secrets file beside the plans; returns
+  // the plan's `repository:` YAML.
+  absl::StatusOr<std::string> StartS3() {
+    PGH_ASSIGN_OR_RETURN(s3_options_.netns, rig_->network().AddHost("s3", 13));
+    s3_options_.address = rig_->network().Address("s3");
+    s3_options_.dir = absl::StrCat(rig_->dir().path(), "/s3");
+    PGH_ASSIGN_OR_RETURN(s3_, integration::S3Server::Start(s3_options_));
+    s3_options_.port = s3_->port();  // a restart must come back where the plan points
+    const std::string secrets = absl::StrCat(rig_->plans_dir(), "/secrets.yaml");
+    PGH_RETURN_IF_ERROR(integration::WriteFile(
+        secrets, absl::StrCat("s3_key: ", s3_->access_key(), "\n", "s3_key_secret: ",
+                              s3_->secret_key(), "\n")));
+    std::filesystem::permissions(secrets, std::filesystem::perms::owner_read |
+                                              std::filesystem::perms::owner_write);
+    return absl::StrCat("  s3:\n    endpoint: \"", s3_->endpoint(), "\"\n    port: ", s3_->port(),
+                        "\n    bucket: ", s3_->bucket(), "\n    region: ",
+                        integration::kS3ServerRegion,
+                        "\n    uri_style: path\n    path: /pghaul\n    verify_tls: false\n",
+                        "    key_from: {file: \"", secrets, "\", key: s3_key}\n",
+                        "    secret_from: {file: \"", secrets, "\", key: s3_key_secret}\n");
   }
 
   // `pghaul ARGS --detach`. Errors: FailedPrecondition with its output on a non-zero exit.
@@ -212,6 +289,12 @@ class FaultRun {
     int resumes = 0;
     bool failed_once = false;
     for (const Step& step : Steps()) {
+      if (step.source_at_rest) {
+        // A standby that cannot catch up (its PostgreSQL was killed, its link is down) is the
+        // product's to handle: verify starts a stopped target, and reports what differs.
+        absl::Status at_rest = BringSourceToRest();
+        if (!at_rest.ok()) std::cout << "the standby did not catch up: " << at_rest << "\n";
+      }
       PGH_RETURN_IF_ERROR(Detached(step.args));
       const bool fault_here = std::find(step.phases.begin(), step.phases.end(),
                                         result_.plan.phase) != step.phases.end();
@@ -261,6 +344,7 @@ class FaultRun {
         state = Str(status, "state");
       }
       final_status_ = status;
+      if (step.source_at_rest) writer_->Resume();
       if (state == "aborted") {
         result_.outcome = failed_once ? "aborted-after-failure" : "aborted";
         return absl::OkStatus();
@@ -276,6 +360,28 @@ class FaultRun {
     }
     result_.outcome = failed_once ? "completed-after-resume" : "completed";
     return absl::OkStatus();
+  }
+
+  // Pauses the writer, switches the source's WAL so that its last commits are archived, and
+  // waits until the standby shows the source's counter.
+  absl::Status BringSourceToRest() {
+    if (!writer_->Pause()) {
+      return absl::InternalError("the writer did not pause within a minute");  // harness bug
+    }
+    PGH_ASSIGN_OR_RETURN(const std::string counter, Legacy().Query("SELECT n FROM counter"));
+    PGH_RETURN_IF_ERROR(Legacy().Query("SELECT pg_switch_wal()").status());
+    std::cout << "writer paused at " << counter << "; waiting for the standby\n";
+    return integration::WaitFor(
+        "the standby to replay the source's last commit", absl::Minutes(1),
+        [&]() -> absl::Status {
+          auto on_target = Target().Query("SELECT n FROM counter");
+          if (!on_target.ok()) return on_target.status();
+          if (*on_target != counter) {
+            return absl::UnavailableError(absl::StrCat("counter ", *on_target, " of ", counter));
+          }
+          return absl::OkStatus();
+        },
+        absl::Milliseconds(200));
   }
 
   // A failed migration's message must name commands the operator can give: each
@@ -305,6 +411,21 @@ class FaultRun {
   // Errors: when the fault could not be injected (the phase never ran, no pgBackRest ran).
   absl::Status Inject() {
     const FaultPlan& plan = result_.plan;
+    if (plan.phase == "verify") {
+      // verify lasts about 100 ms on this data, less than one status poll: the fault goes in
+      // `delay` (at most 150 ms) after the command was accepted, and where it landed is read
+      // afterwards.
+      absl::SleepFor(plan.delay);
+      result_.injected =
+          absl::StrCat("verify-accepted+", absl::ToInt64Milliseconds(plan.delay), "ms");
+      absl::Status injected = InjectNow();
+      auto now = rig_->Status(kMigration);
+      absl::StrAppend(&result_.injected, "(then:",
+                      now.ok() ? absl::StrCat(Str(*now, "phase"), "/", Str(*now, "state"))
+                               : "unknown",
+                      ")");
+      return injected;
+    }
     std::string why_not;
     PGH_RETURN_IF_ERROR(integration::WaitFor(
         absl::StrCat("phase ", plan.phase, " to run"), absl::Minutes(5),
@@ -326,6 +447,11 @@ class FaultRun {
     auto now = rig_->Status(kMigration);
     result_.injected =
         now.ok() ? absl::StrCat(Str(*now, "phase"), "/", Str(*now, "state")) : "unknown";
+    return InjectNow();
+  }
+
+  absl::Status InjectNow() {
+    const FaultPlan& plan = result_.plan;
     std::cout << "injecting " << FaultKindName(plan.kind) << " in " << result_.injected << "\n";
     switch (plan.kind) {
       case FaultKind::kControllerKill:
@@ -350,6 +476,14 @@ class FaultRun {
         return absl::OkStatus();
       case FaultKind::kSourcePostgresKill:
         return KillSourcePostgres();
+      case FaultKind::kTargetPostgresKill:
+        return KillTargetPostgres();
+      case FaultKind::kS3Outage:
+        return StopS3ForAWhile();
+      case FaultKind::kTargetDiskFull:
+        return FillTargetDisk();
+      case FaultKind::kSecondController:
+        return StartSecondController();
     }
     return absl::InternalError("unknown fault kind");
   }
@@ -423,6 +557,141 @@ class FaultRun {
                                              }));
     std::cout << "source started again (postmaster " << Legacy().PostmasterPid() << ")\n";
     return absl::OkStatus();
+  }
+
+  // kill -9 of the target's postmaster and every process below it. In `restore` it stays down:
+  // pghaul started it, pghaul has to notice. Later (a standby pghaul follows, then the new
+  // primary) it is started again after the outage, as its service manager would.
+  absl::Status KillTargetPostgres() {
+    const pid_t postmaster = Target().PostmasterPid();
+    if (postmaster <= 0 || !ProcessAlive(postmaster)) {
+      return absl::FailedPreconditionError("the target's postmaster is not running");
+    }
+    std::vector<pid_t> pids = {postmaster};
+    for (const ProcessEntry& child : Descendants(postmaster)) pids.push_back(child.pid);
+    for (pid_t pid : pids) kill(pid, SIGKILL);
+    std::cout << "target postmaster " << postmaster << " and " << pids.size() - 1
+              << " children killed with SIGKILL\n";
+    if (result_.plan.phase == "restore") return absl::OkStatus();
+    PGH_RETURN_IF_ERROR(integration::WaitFor(
+        "the target's processes to be reaped", absl::Seconds(60), [&]() -> bool {
+          for (pid_t pid : pids) {
+            if (std::filesystem::exists(absl::StrCat("/proc/", pid))) return false;
+          }
+          return true;
+        }));
+    absl::SleepFor(result_.plan.outage);
+    if (Target().PostmasterPid() > 0 && ProcessAlive(Target().PostmasterPid())) {
+      std::cout << "the target runs again already (postmaster " << Target().PostmasterPid()
+                << ")\n";
+      return absl::OkStatus();
+    }
+    absl::Status started = Target().Start();
+    std::cout << "target started again: " << started << "\n";
+    return absl::OkStatus();  // a start that fails is the product's to notice, not the rig's
+  }
+
+  // The S3 server stopped (SIGKILL), and started again on the same port and data after the
+  // outage.
+  absl::Status StopS3ForAWhile() {
+    if (s3_ == nullptr) return absl::FailedPreconditionError("no S3 server in this run");
+    PGH_RETURN_IF_ERROR(s3_->Stop(absl::ZeroDuration()));
+    std::cout << "S3 server stopped\n";
+    absl::SleepFor(result_.plan.outage);
+    s3_.reset();
+    PGH_ASSIGN_OR_RETURN(s3_, integration::S3Server::Start(s3_options_));
+    std::cout << "S3 server started again on port " << s3_->port() << "\n";
+    return absl::OkStatus();
+  }
+
+  // Fills the target's filesystem to the last byte, holds it full for the outage, then frees
+  // it (as an operator would, before resuming).
+  absl::Status FillTargetDisk() {
+    const std::string filler = absl::StrCat(disk_mount_, "/filler");
+    const int fd = open(filler.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return absl::InternalError(absl::StrCat("open ", filler, ": ", strerror(errno)));
+    // Most of it at once (tmpfs allocates without writing), so that the disk is full within
+    // milliseconds of the injection, not after writing 2 GiB; then writes to the last byte.
+    struct statvfs fs;
+    int64_t written = 0;
+    if (statvfs(disk_mount_.c_str(), &fs) == 0) {
+      const int64_t free_bytes = static_cast<int64_t>(fs.f_bavail) * fs.f_frsize;
+      if (free_bytes > (8 << 20) && fallocate(fd, 0, 0, free_bytes - (4 << 20)) == 0) {
+        written = free_bytes - (4 << 20);
+        lseek(fd, 0, SEEK_END);
+      }
+    }
+    const std::string chunk(1 << 20, 'x');
+    int error = 0;
+    for (int i = 0; i < 4096; ++i) {  // at most 4 GiB: the tmpfs holds 2
+      const ssize_t n = write(fd, chunk.data(), chunk.size());
+      if (n < 0) {
+        error = errno;
+        break;
+      }
+      written += n;
+      if (n < static_cast<ssize_t>(chunk.size())) {
+        error = ENOSPC;
+        break;
+      }
+    }
+    close(fd);
+    std::cout << "target filesystem filled: " << written / (1 << 20) << " MiB written, then "
+              << strerror(error) << "\n";
+    absl::SleepFor(result_.plan.outage);
+    if (unlink(filler.c_str()) != 0) {
+      return absl::InternalError(absl::StrCat("unlink ", filler, ": ", strerror(errno)));
+    }
+    std::cout << "target filesystem freed\n";
+    if (error != ENOSPC) {
+      return absl::InternalError(absl::StrCat("the filler stopped with ", strerror(error),
+                                              ", not a full filesystem"));
+    }
+    return absl::OkStatus();
+  }
+
+  // A second pghaul-controller with the first one's state directory (its own config, another
+  // port) must refuse to start, naming the first, and leave the first one serving.
+  absl::Status StartSecondController() {
+    PghaulControllerFiles files = SecondControllerConfig();
+    PGH_RETURN_IF_ERROR(integration::WriteFile(files.config, files.yaml));
+    integration::CommandOptions options;
+    options.launch.netns = rig_->network().Namespace("controller");
+    options.timeout = absl::Seconds(20);
+    auto second = integration::RunCommand(
+        {integration::PghaulBinary("controller/pghaul-controller"), "--config", files.config},
+        options);
+    if (!second.ok()) {
+      Violation("one-controller",
+                absl::StrCat("a second controller on the same state ran: ", second.status().message()));
+      return absl::OkStatus();
+    }
+    const std::string said = second->stdout_text + second->stderr_text;
+    std::cout << "second controller exited " << second->exit_code << ": " << said << "\n";
+    if (second->exit_code != kStateLockedExit ||
+        !absl::StrContains(said, "another pghaul-controller (PID ") ||
+        !absl::StrContains(said, rig_->controller().state_dir())) {
+      Violation("one-controller",
+                absl::StrCat("a second controller on the same state exited ", second->exit_code,
+                             " without naming the first: ", said));
+    }
+    return absl::OkStatus();
+  }
+
+  struct PghaulControllerFiles {
+    std::string config;
+    std::string yaml;
+  };
+  // The first controller's config with another listen port: only the state is shared.
+  PghaulControllerFiles SecondControllerConfig() {
+    const std::string yaml = integration::ReadFile(rig_->controller().config_path()).value_or("");
+    std::vector<std::string> lines = absl::StrSplit(yaml, '\n');
+    for (std::string& line : lines) {
+      if (absl::StartsWith(line, "listen:")) {
+        line = absl::StrCat("listen: \"", rig_->network().Address("controller"), ":0\"");
+      }
+    }
+    return {absl::StrCat(rig_->dir().path(), "/second-controller.yaml"), absl::StrJoin(lines, "\n")};
   }
 
   void CheckInvariants() {
@@ -538,8 +807,13 @@ class FaultRun {
   // The source's stanza: one system identifier in its info files, one timeline in its archive.
   void CheckStanza() {
     const std::string stanza = integration::kRigStanza;
-    for (const std::string& file : {rig_->repo_path() + "/archive/" + stanza + "/archive.info",
-                                    rig_->repo_path() + "/backup/" + stanza + "/backup.info"}) {
+    // s3rver keeps object KEY as <data>/<bucket>/KEY._S3rver_object; the plan's path is /pghaul.
+    const std::string repo = s3_ != nullptr
+                                 ? absl::StrCat(s3_->data_dir(), "/", s3_->bucket(), "/pghaul")
+                                 : rig_->repo_path();
+    const std::string suffix = s3_ != nullptr ? "._S3rver_object" : "";
+    for (const std::string& file : {repo + "/archive/" + stanza + "/archive.info" + suffix,
+                                    repo + "/backup/" + stanza + "/backup.info" + suffix}) {
       auto info = integration::ReadFile(file);
       if (!info.ok()) continue;  // no stanza yet: nothing to mix up
       const std::set<std::string> ids = SystemIdsIn(*info);
@@ -549,7 +823,7 @@ class FaultRun {
                                "; the source's is ", source_system_id_));
       }
     }
-    const std::string archive = rig_->repo_path() + "/archive/" + stanza;
+    const std::string archive = repo + "/archive/" + stanza;
     std::error_code error;
     for (auto it = std::filesystem::recursive_directory_iterator(archive, error);
          it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
@@ -568,6 +842,9 @@ class FaultRun {
   std::unique_ptr<MigrationRig> rig_;
   std::unique_ptr<AckedWriter> writer_;
   std::unique_ptr<WritableSampler> sampler_;
+  std::unique_ptr<integration::S3Server> s3_;
+  integration::S3ServerOptions s3_options_;
+  std::string disk_mount_;  // the target's tmpfs, when the fault fills it
   std::string source_system_id_;
   std::string cut_host_;  // a host whose link is down now
   json final_status_;

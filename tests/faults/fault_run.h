@@ -5,8 +5,9 @@
 //                             target 198.18.0.12 (PG 15, restored over as a standby)
 //
 // The migration is driven as an operator would: `run m1 --until restore --mode standby`, then
-// `cutover m1` (which runs through finish), each with --detach and then followed through
-// `pghaul status` until it settles. The fault is injected during the phase the plan names,
+// `verify m1` (the writer paused and the standby caught up first, so both sides hold the same
+// rows; the writer resumes after), then `cutover m1` (which runs through finish), each with
+// --detach and then followed through `pghaul status` until it settles. The fault is injected during the phase the plan names,
 // `delay` after that phase is seen running. A migration that ends `failed` is resumed (the same
 // command again, at most kMaxResumes times) or aborted, as the plan says; once the target is
 // promoted it can only be resumed.
@@ -24,6 +25,8 @@
 //   sampler-works         the sampler saw the source writable (and, once completed, the target)
 //   one-system-id         the source stanza's archive.info and backup.info list only the
 //                         source's system identifier, and its archive holds only timeline 1
+//   one-controller        (second-controller) the second controller on the same state exits
+//                         75 naming the first one's PID and the state directory
 //   status-tells          `pghaul status -o json` answers with the final state (and, when
 //                         completed, the new stanza's backup label); a failure's message
 //                         advises only commands the CLI has, and no abort once promoted

@@ -37,6 +37,7 @@ int Usage(const std::string& problem) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::cout << std::unitbuf;  // a run's log readable while it runs (tail -f)
   std::vector<uint64_t> seeds;
   uint64_t first = 0;
   bool have_first = false;
