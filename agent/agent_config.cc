@@ -171,6 +171,10 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(absl::string_view yaml,
   if (config.roots.empty()) config.roots.push_back(config.state_dir);
   CheckPathsApart(root, config);
   ReadServiceSection(root.Section("service"), absolute_path, config);
+  if (root.Has("patroni")) {
+    config.patroni.emplace();
+    ReadPatroniSection(root.Section("patroni"), *config.patroni);
+  }
   root.Duration("facts_interval", &config.facts_interval, absl::Seconds(1), absl::Hours(24));
 
   ConfigReader reconnect = root.Section("reconnect");

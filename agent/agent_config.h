@@ -2,12 +2,14 @@
 // describes every key.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "agent/patroni_config.h"
 #include "agent/service_control.h"
 #include "common/tls_certificates.h"
 
@@ -63,6 +65,10 @@ struct AgentConfig {
   // Key service: how the agent starts, stops and promotes its PostgreSQL. Its data_directory is
   // the top-level data_directory. Checked at load with ServiceCommand for every action.
   ServiceControlConfig service;
+  // Key patroni: present when Patroni manages this host's PostgreSQL (agent/patroni_config.h,
+  // docs/patroni.md). The agent then reports Patroni's state in its facts and runs
+  // PatroniAction tasks; without it, those tasks are refused.
+  std::optional<PatroniConfig> patroni;
   absl::Duration facts_interval = absl::Seconds(30);    // how often facts are re-gathered
   absl::Duration reconnect_initial = absl::Seconds(1);  // key reconnect.initial
   absl::Duration reconnect_max = absl::Seconds(30);     // key reconnect.max

@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "agent/patroni_rest.h"
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/subprocess.h"
@@ -407,6 +408,7 @@ pghaul::v1::HostFacts GatherHostFacts(const AgentConfig& config) {
   GatherDiskFacts(config.data_directory, facts);
   GatherPgBackRestVersion(config.pgbackrest_binary, facts);
   *facts.mutable_postgres() = GatherPostgresFacts(config.postgres);
+  if (config.patroni.has_value()) *facts.mutable_patroni() = GatherPatroniFacts(*config.patroni);
   *facts.mutable_gathered_at() = ToProto(absl::Now());
   return facts;
 }

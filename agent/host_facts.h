@@ -13,7 +13,8 @@ namespace pghaul::agent {
 
 // Gathers everything, from: gethostname, /etc/os-release, uname, gnu_get_libc_version, statvfs
 // of the data directory (or, if it does not exist yet, of its nearest existing parent, where it
-// will be created), `<pgbackrest_binary> version`, and GatherPostgresFacts. Never fails: what
+// will be created), `<pgbackrest_binary> version`, GatherPostgresFacts, and, for an agent
+// configured for Patroni, GatherPatroniFacts (agent/patroni_rest.h). Never fails: what
 // cannot be learned is said in disk_error, pgbackrest_error or postgres.error. Blocks for up to
 // about 15 s per unreachable source (the pgBackRest timeout, libpq's connect_timeout), so call it
 // off any thread that must stay responsive.

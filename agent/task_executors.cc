@@ -1,5 +1,6 @@
 #include "agent/task_executors.h"
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <utility>
@@ -9,6 +10,7 @@
 #include "agent/application_check.h"
 #include "agent/archiving.h"
 #include "agent/host_facts.h"
+#include "agent/patroni_control.h"
 #include "agent/pgbackrest_config.h"
 #include "agent/pgbackrest_executor.h"
 #include "agent/query_canceller.h"
@@ -229,6 +231,25 @@ class ServiceExecutor : public TaskExecutor {
   v1::ServiceAction action_;
 };
 
+class PatroniExecutor : public TaskExecutor {
+ public:
+  PatroniExecutor(const AgentConfig* config, v1::PatroniAction action)
+      : config_(config), action_(std::move(action)) {}
+  v1::TaskResult Run(TaskContext& context) override {
+    auto cancelled = std::make_shared<std::atomic<bool>>(false);
+    context.OnCancel([cancelled] { cancelled->store(true); });
+    absl::StatusOr<std::map<std::string, std::string>> values = RunPatroniAction(
+        *config_->patroni, config_->data_directory, action_,
+        [&context](absl::string_view line) { context.Log("agent", line); },
+        [cancelled] { return cancelled->load(); });
+    return ValuesResult(values);
+  }
+
+ private:
+  const AgentConfig* config_;
+  const v1::PatroniAction action_;
+};
+
 }  // namespace
 
 PgBackRestEnvironment PgBackRestEnvironmentFor(const AgentConfig& config) {
@@ -277,6 +298,15 @@ ExecutorFactory MakeExecutorFactory(const AgentConfig* config) {
         // Validated here, so a bad action is refused before anything runs.
         PGH_RETURN_IF_ERROR(ServiceCommand(config->service, task.service()).status());
         return std::make_unique<ServiceExecutor>(config->service, task.service());
+      }
+      case v1::Task::kPatroni: {
+        if (!config->patroni.has_value()) {
+          return absl::FailedPreconditionError(
+              "this agent is not configured for Patroni (its configuration has no patroni "
+              "section, docs/patroni.md); nothing ran");
+        }
+        PGH_RETURN_IF_ERROR(ValidatePatroniAction(task.patroni()));
+        return std::make_unique<PatroniExecutor>(config, task.patroni());
       }
       default:
         break;

@@ -145,6 +145,30 @@ Section PostgresSection(const v1::AgentInfo& agent) {
   return section;
 }
 
+// Only for agents configured for Patroni (facts.patroni set).
+Section PatroniSection(const v1::PatroniFacts& patroni) {
+  Section section{"Patroni", {}};
+  section.Add("REST API", OrMissing(patroni.rest_api()));
+  section.Add("Config file", OrMissing(patroni.config_file()));
+  section.Add("DCS", OrMissing(patroni.dcs()));
+  section.Add("Reachable", YesNo(patroni.reachable()));
+  if (!patroni.error().empty()) section.Add("Error", Printable(patroni.error()));
+  if (!patroni.reachable()) return section;
+  section.Add("Version", OrMissing(patroni.version()));
+  section.Add("Scope", OrMissing(patroni.scope()));
+  section.Add("State", OrMissing(patroni.state()));
+  section.Add("Role", absl::StrCat(OrMissing(patroni.role()),
+                                   patroni.leader() ? " (holds the leader lock)" : ""));
+  section.Add("Timeline",
+              patroni.timeline() > 0 ? absl::StrCat(patroni.timeline()) : std::string(kMissing));
+  section.Add("System identifier", patroni.system_identifier() > 0
+                                       ? absl::StrCat(patroni.system_identifier())
+                                       : std::string(kMissing));
+  section.Add("Paused", YesNo(patroni.paused()));
+  if (patroni.pending_restart()) section.Add("Pending restart", "yes");
+  return section;
+}
+
 bool PostgresReachable(const v1::AgentInfo& agent) {
   return agent.has_facts() && agent.facts().has_postgres() && agent.facts().postgres().reachable();
 }
@@ -214,8 +238,12 @@ std::string FormatAgentTable(const v1::ListAgentsResponse& response, absl::Time 
 }
 
 std::string FormatAgentDetails(const v1::AgentInfo& agent, absl::Time now) {
-  return RenderSections({AgentSection(agent, now), HostSection(agent, now), PostgresSection(agent),
-                         ExtensionsSection(agent), TablespacesSection(agent)});
+  std::vector<Section> sections = {AgentSection(agent, now), HostSection(agent, now),
+                                   PostgresSection(agent)};
+  if (agent.facts().has_patroni()) sections.push_back(PatroniSection(agent.facts().patroni()));
+  sections.push_back(ExtensionsSection(agent));
+  sections.push_back(TablespacesSection(agent));
+  return RenderSections(sections);
 }
 
 std::string FormatUtcTime(absl::Time time) {

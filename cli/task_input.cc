@@ -15,7 +15,7 @@ namespace pghaul::cli {
 namespace {
 
 constexpr absl::string_view kOperations =
-    "gather_facts, configure_pgbackrest, pgbackrest, sql or service";
+    "gather_facts, configure_pgbackrest, pgbackrest, sql, service, check or patroni";
 
 // protobuf writes "invalid value <the input's value> for type <type>".
 std::string RedactInvalidValue(absl::string_view headline) {

@@ -44,6 +44,8 @@ std::string DescribeOperation(const v1::Task& task) {
       return absl::StrCat("service ", v1::ServiceAction::Action_Name(task.service().action()));
     case v1::Task::kCheck:
       return absl::StrCat("check ", task.check().name());
+    case v1::Task::kPatroni:
+      return absl::StrCat("patroni ", v1::PatroniAction::Action_Name(task.patroni().action()));
     case v1::Task::OP_NOT_SET:
       break;
   }

@@ -1,0 +1,69 @@
+// The `patroni` section of agent.yaml: the agent's host runs PostgreSQL under Patroni
+// (docs/patroni.md). The agent then reads Patroni's state from its REST API into the host facts
+// and offers PatroniAction tasks (start, stop, pause, resume).
+//
+//   patroni:
+//     config_file: /etc/patroni/patroni.yml   # required, absolute
+//     dcs: etcd3                              # the only kind supported (Patroni's etcd3:)
+//     rest_api:
+//       address: 127.0.0.1:8008               # required, host:port of restapi.connect_address
+//       username: patroni                     # restapi.authentication, optional ...
+//       password_file: /etc/pghaul/patroni-rest-password  # ... with its password in a file
+//       timeout: 5s                           # per request, 100ms..60s
+//     control:
+//       method: systemd                       # or: command
+//       systemctl: /usr/bin/systemctl         # systemd
+//       unit: patroni.service                 # systemd
+//       command: [/usr/bin/patroni, /etc/patroni/patroni.yml]  # command, argv[0] absolute
+//       log_file: /var/log/patroni/patroni.log                 # command, required, absolute
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/config_reader.h"
+
+namespace pghaul::agent {
+
+struct PatroniConfig {
+  enum class Control {
+    // `systemctl start|stop UNIT`: systemd supervises Patroni and knows its process.
+    kSystemd,
+    // The agent runs `command` itself, detached (own session, stdin /dev/null, output appended
+    // to log_file), so Patroni outlives the agent. To stop it, the agent finds the process
+    // listening on the REST API's port (/proc/net/tcp, then the process holding that socket)
+    // and sends SIGTERM; it therefore stops a Patroni started by anyone, as long as it runs as
+    // the agent's user (or the agent is root).
+    kCommand,
+  };
+
+  std::string config_file;  // key config_file
+  std::string dcs = "etcd3";
+  std::string rest_api_host;  // from rest_api.address
+  int rest_api_port = 8008;
+  std::string rest_api_username;       // "": no authentication
+  std::string rest_api_password_file;  // read at each request, so it may be rotated
+  absl::Duration request_timeout = absl::Seconds(5);
+  Control control = Control::kSystemd;
+  std::string systemctl = "/usr/bin/systemctl";
+  std::string unit = "patroni.service";
+  std::vector<std::string> command;
+  std::string log_file;
+
+  // "host:port" (IPv6 in brackets), for messages and facts.
+  std::string RestApiAddress() const;
+};
+
+// Reads the `patroni` section into `out`, recording every problem in `section` (so it ends up
+// in the configuration's one error message). The cross-key rules: username and password_file
+// go together; systemd takes unit/systemctl and no command/log_file; command takes command and
+// log_file and no unit/systemctl.
+void ReadPatroniSection(ConfigReader section, PatroniConfig& out);
+
+// Splits "host:port" or "[v6]:port". Errors: InvalidArgument.
+absl::Status SplitHostPort(absl::string_view address, std::string* host, int* port);
+
+}  // namespace pghaul::agent

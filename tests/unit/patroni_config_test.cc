@@ -1,0 +1,221 @@
+// The `patroni` section of agent.yaml (agent/patroni_config.h), read through ParseAgentConfig.
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "agent/agent_config.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace pghaul::agent {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr char kBase[] = R"yaml(
+agent_id: db1
+controller:
+  address: controller.example.com:7443
+  insecure: true
+data_directory: /var/lib/postgresql/15/main
+)yaml";
+
+absl::StatusOr<AgentConfig> Parse(const std::string& patroni_section) {
+  return ParseAgentConfig(std::string(kBase) + patroni_section, "agent.yaml");
+}
+
+TEST(PatroniConfigTest, AnAgentWithoutTheSectionIsNotInPatroniMode) {
+  absl::StatusOr<AgentConfig> config = Parse("");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->patroni.has_value());
+}
+
+TEST(PatroniConfigTest, SystemdIsTheDefaultControlWithPatroniServiceAsUnit) {
+  absl::StatusOr<AgentConfig> config = Parse(R"yaml(
+patroni:
+  config_file: /etc/patroni/patroni.yml
+  rest_api: {address: 10.0.0.5:8008}
+)yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(config->patroni.has_value());
+  const PatroniConfig& patroni = *config->patroni;
+  EXPECT_EQ(patroni.config_file, "/etc/patroni/patroni.yml");
+  EXPECT_EQ(patroni.dcs, "etcd3");
+  EXPECT_EQ(patroni.rest_api_host, "10.0.0.5");
+  EXPECT_EQ(patroni.rest_api_port, 8008);
+  EXPECT_EQ(patroni.RestApiAddress(), "10.0.0.5:8008");
+  EXPECT_EQ(patroni.request_timeout, absl::Seconds(5));
+  EXPECT_EQ(patroni.control, PatroniConfig::Control::kSystemd);
+  EXPECT_EQ(patroni.unit, "patroni.service");
+  EXPECT_EQ(patroni.systemctl, "/usr/bin/systemctl");
+  EXPECT_TRUE(patroni.rest_api_username.empty());
+}
+
+TEST(PatroniConfigTest, ReadsEveryKeyOfTheCommandMethod) {
+  absl::StatusOr<AgentConfig> config = Parse(R"yaml(
+patroni:
+  config_file: /srv/patroni/patroni.yml
+  dcs: etcd3
+  rest_api:
+    address: "[::1]:8009"
+    username: patroni
+    password_file: /etc/pghaul/patroni-rest
+    timeout: 750ms
+  control:
+    method: command
+    command: [/usr/bin/patroni, /srv/patroni/patroni.yml]
+    log_file: /var/log/patroni.log
+)yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const PatroniConfig& patroni = *config->patroni;
+  EXPECT_EQ(patroni.rest_api_host, "::1");
+  EXPECT_EQ(patroni.rest_api_port, 8009);
+  EXPECT_EQ(patroni.RestApiAddress(), "[::1]:8009");
+  EXPECT_EQ(patroni.rest_api_username, "patroni");
+  EXPECT_EQ(patroni.rest_api_password_file, "/etc/pghaul/patroni-rest");
+  EXPECT_EQ(patroni.request_timeout, absl::Milliseconds(750));
+  EXPECT_EQ(patroni.control, PatroniConfig::Control::kCommand);
+  EXPECT_THAT(patroni.command, ElementsAre("/usr/bin/patroni", "/srv/patroni/patroni.yml"));
+  EXPECT_EQ(patroni.log_file, "/var/log/patroni.log");
+}
+
+TEST(PatroniConfigTest, RequiresConfigFileAndRestApiAddress) {
+  absl::StatusOr<AgentConfig> config = Parse("patroni: {}\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("missing required key 'patroni.config_file'"));
+  EXPECT_THAT(config.status().message(),
+              HasSubstr("missing required key 'patroni.rest_api.address'"));
+}
+
+TEST(PatroniConfigTest, RefusesTheEtcdV2DcsWithTheReason) {
+  absl::StatusOr<AgentConfig> config = Parse(R"yaml(
+patroni:
+  config_file: /etc/patroni/patroni.yml
+  dcs: etcd
+  rest_api: {address: 127.0.0.1:8008}
+)yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("key 'patroni.dcs'"));
+  EXPECT_THAT(config.status().message(), HasSubstr("etcd3"));
+}
+
+TEST(PatroniConfigTest, RefusesBadValuesNamingTheirKeys) {
+  absl::StatusOr<AgentConfig> config = Parse(R"yaml(
+patroni:
+  config_file: patroni.yml
+  dcs: consul
+  rest_api: {address: "localhost", timeout: 2m}
+  control: {method: supervisord, unit: "-bad"}
+)yaml");
+  ASSERT_FALSE(config.ok());
+  const std::string message(config.status().message());
+  EXPECT_THAT(message, HasSubstr("key 'patroni.config_file'"));
+  EXPECT_THAT(message, HasSubstr("key 'patroni.dcs'"));
+  EXPECT_THAT(message, HasSubstr("key 'patroni.rest_api.address'"));
+  EXPECT_THAT(message, HasSubstr("key 'patroni.rest_api.timeout'"));
+  EXPECT_THAT(message, HasSubstr("key 'patroni.control.method'"));
+  EXPECT_THAT(message, HasSubstr("key 'patroni.control.unit'"));
+}
+
+TEST(PatroniConfigTest, UsernameAndPasswordFileGoTogether) {
+  absl::StatusOr<AgentConfig> config = Parse(R"yaml(
+patroni:
+  config_file: /etc/patroni/patroni.yml
+  rest_api: {address: 127.0.0.1:8008, username: patroni}
+)yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("patroni.rest_api.password_file"));
+  config = Parse(R"yaml(
+patroni:
+  config_file: /etc/patroni/patroni.yml
+  rest_api: {address: 127.0.0.1:8008, password_file: /etc/pw}
+)yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("patroni.rest_api.username"));
+}
+
+TEST(PatroniConfigTest, TheCommandMethodNeedsAnAbsoluteArgvAndALogFile) {
+  absl::StatusOr<AgentConfig> config = Parse(R"yaml(
+patroni:
+  config_file: /etc/patroni/patroni.yml
+  rest_api: {address: 127.0.0.1:8008}
+  control: {method: command}
+)yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("key 'patroni.control.command'"));
+  EXPECT_THAT(config.status().message(), HasSubstr("key 'patroni.control.log_file'"));
+  config = Parse(R"yaml(
+patroni:
+  config_file: /etc/patroni/patroni.yml
+  rest_api: {address: 127.0.0.1:8008}
+  control: {method: command, command: [patroni, x.yml], log_file: /tmp/p.log}
+)yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("absolute path"));
+}
+
+TEST(PatroniConfigTest, RefusesKeysOfTheOtherMethod) {
+  absl::StatusOr<AgentConfig> config = Parse(R"yaml(
+patroni:
+  config_file: /etc/patroni/patroni.yml
+  rest_api: {address: 127.0.0.1:8008}
+  control: {method: systemd, command: [/usr/bin/patroni], log_file: /tmp/p.log}
+)yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("only for method command"));
+  config = Parse(R"yaml(
+patroni:
+  config_file: /etc/patroni/patroni.yml
+  rest_api: {address: 127.0.0.1:8008}
+  control: {method: command, command: [/usr/bin/patroni], log_file: /tmp/p.log,
+            unit: patroni.service}
+)yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("only for method systemd"));
+}
+
+TEST(PatroniConfigTest, RefusesUnknownKeysInsideTheSection) {
+  absl::StatusOr<AgentConfig> config = Parse(R"yaml(
+patroni:
+  config_file: /etc/patroni/patroni.yml
+  rest_api: {address: 127.0.0.1:8008, adress: x}
+)yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("unknown key 'patroni.rest_api.adress'"));
+}
+
+// The YAML block after "<!-- example: <name> " in docs/<doc>, so documented examples parse.
+std::string DocumentedExample(const std::string& doc, const std::string& name) {
+  std::string file = __FILE__;
+  std::string path = file.substr(0, file.rfind("tests/unit/")) + "docs/" + doc;
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string markdown = text.str();
+  size_t marker = markdown.find("<!-- example: " + name + " ");
+  EXPECT_NE(marker, std::string::npos) << "no example '" << name << "' in " << path;
+  if (marker == std::string::npos) return "";
+  size_t start = markdown.find("```yaml\n", marker);
+  size_t end = markdown.find("```\n", start + 8);
+  if (start == std::string::npos || end == std::string::npos) return "";
+  return markdown.substr(start + 8, end - start - 8);
+}
+
+TEST(PatroniConfigTest, TheDocumentedExamplesParse) {
+  absl::StatusOr<AgentConfig> systemd =
+      Parse(DocumentedExample("configuration.md", "patroni section"));
+  ASSERT_TRUE(systemd.ok()) << systemd.status();
+  ASSERT_TRUE(systemd->patroni.has_value());
+  EXPECT_EQ(systemd->patroni->control, PatroniConfig::Control::kSystemd);
+  EXPECT_EQ(systemd->patroni->rest_api_username, "patroni");
+  absl::StatusOr<AgentConfig> command =
+      Parse(DocumentedExample("patroni.md", "patroni command method"));
+  ASSERT_TRUE(command.ok()) << command.status();
+  ASSERT_TRUE(command->patroni.has_value());
+  EXPECT_EQ(command->patroni->control, PatroniConfig::Control::kCommand);
+  EXPECT_EQ(command->patroni->log_file, "/var/log/patroni/patroni.log");
+}
+
+}  // namespace
+}  // namespace pghaul::agent
