@@ -1,5 +1,9 @@
 #include "agent/service_control.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <deque>
 #include <utility>
 
@@ -7,6 +11,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -286,6 +292,36 @@ absl::Status CommandError(const std::string& name, const CommandOutcome& outcome
       absl::StrCat(name, " ", outcome.result.Describe(), ": ", output));
 }
 
+// The last lines of the server's log (at most 5 lines, from its last 4 KiB), joined by " | ";
+// "" when it cannot be read.
+std::string ServerLogTail(const std::string& path) {
+  constexpr off_t kTailBytes = 4096;
+  constexpr size_t kTailLines = 5;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return "";
+  struct stat st;
+  std::string text;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    const off_t from = st.st_size > kTailBytes ? st.st_size - kTailBytes : 0;
+    text.resize(static_cast<size_t>(st.st_size - from));
+    const ssize_t n = pread(fd, text.data(), text.size(), from);
+    text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    if (from > 0) {  // the first line is cut: drop it
+      const size_t newline = text.find('\n');
+      text.erase(0, newline == std::string::npos ? text.size() : newline + 1);
+    }
+  }
+  close(fd);
+  std::deque<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty()) continue;
+    lines.emplace_back(line);
+    if (lines.size() > kTailLines) lines.pop_front();
+  }
+  return absl::StrJoin(lines, " | ");
+}
+
 absl::Status ValidatePrefix(const ServiceControlConfig& config) {
   if (!config.run_as_prefix.empty()) {
     PGH_RETURN_IF_ERROR(CheckAbsolute("run_as_prefix[0]", config.run_as_prefix.front()));
@@ -390,7 +426,18 @@ absl::StatusOr<std::map<std::string, std::string>> RunServiceAction(
   PGH_LOG_INFO("service control: running {}", absl::StrJoin(argv, " "));
   PGH_ASSIGN_OR_RETURN(CommandOutcome outcome, RunCommand(argv, timeout, on_line));
   if (!outcome.result.Succeeded()) {
-    return CommandError(name, outcome, absl::ToInt64Seconds(timeout));
+    absl::Status error = CommandError(name, outcome, absl::ToInt64Seconds(timeout));
+    // pg_ctl only says "Examine the log output": the reason (no space left, a bad setting, a
+    // missing WAL file) is in the server's log, so the message carries its last lines.
+    if ((verb == v1::ServiceAction::START || verb == v1::ServiceAction::RESTART) &&
+        config.method == Method::kPgCtl && !config.log_file.empty()) {
+      const std::string tail = ServerLogTail(config.log_file);
+      if (!tail.empty()) {
+        error = absl::Status(error.code(), absl::StrCat(error.message(), "; the server log (",
+                                                        config.log_file, ") ends: ", tail));
+      }
+    }
+    return error;
   }
   const std::string detail = outcome.last_lines.empty() ? "" : outcome.last_lines.back();
   if (verb == v1::ServiceAction::PROMOTE) {

@@ -455,6 +455,13 @@ TEST_F(ServiceControlTest, StartFailureCarriesPgCtlsOutput) {
   absl::StatusOr<Values> started = Run(v1::ServiceAction::START);
   EXPECT_EQ(started.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(started.status().message(), HasSubstr("could not start server"));
+  // pg_ctl says only "Examine the log output"; the reason is in the server's log, whose end the
+  // message carries.
+  const std::string message(started.status().message());
+  const std::string ends = absl::StrCat("the server log (", config_.log_file, ") ends: ");
+  ASSERT_THAT(message, HasSubstr(ends));
+  EXPECT_THAT(message.substr(message.find(ends)),
+              HasSubstr("unrecognized configuration parameter \"no_such_setting\""));
 }
 
 }  // namespace
