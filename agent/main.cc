@@ -16,6 +16,7 @@
 #include "common/identifiers.h"
 #include "common/logging.h"
 #include "common/signals.h"
+#include "common/state_dir_lock.h"
 #include "common/tls_credentials.h"
 #include "common/version.h"
 
@@ -40,6 +41,14 @@ int Run(const std::string& config_path) {
   if (absl::Status s = MakeDirectories(config->state_dir, 0700); !s.ok()) {
     PGH_LOG_ERROR("state directory: {}", s.message());
     return EX_CANTCREAT;
+  }
+  // Two agents on one state directory would overwrite each other's task results and pgBackRest
+  // configuration.
+  absl::StatusOr<StateDirLock> state_lock =
+      StateDirLock::Acquire(config->state_dir, "agent", "pghaul-agent");
+  if (!state_lock.ok()) {
+    PGH_LOG_ERROR("{}", state_lock.status().message());
+    return EX_TEMPFAIL;
   }
   LinkOptions options;
   options.agent_id = config->agent_id;

@@ -278,6 +278,29 @@ TEST_F(AgentsLinkTest, ASecondControllerOnTheSameStateRefusesToStartAndNamesTheF
   }
 }
 
+// The same for an agent: a second one with the first one's config (so its state directory)
+// would overwrite its task results and pgBackRest configuration.
+TEST_F(AgentsLinkTest, ASecondAgentOnTheSameStateRefusesToStart) {
+  StartLegacyAndTarget();
+  if (HasFatalFailure()) return;
+  PghaulAgent& legacy = *hosts_["legacy"].agent;
+  CommandOptions options;
+  options.launch.netns = network_->Namespace("legacy");
+  options.launch.run_as = kPostgresOsUser;  // as the first one runs
+  options.timeout = absl::Seconds(20);
+  PGH_ASSERT_OK_AND_ASSIGN(
+      CommandResult second,
+      RunCommand({PghaulBinary("agent/pghaul-agent"), "--config", legacy.config_path()}, options));
+  EXPECT_EQ(second.exit_code, EX_TEMPFAIL) << second.stdout_text << second.stderr_text;
+  const std::string said = second.stdout_text + second.stderr_text;
+  EXPECT_TRUE(absl::StrContains(
+      said, absl::StrCat("another pghaul-agent (PID ", legacy.process()->pid(),
+                         ") is using the state directory ", legacy.state_dir())))
+      << said;
+  EXPECT_TRUE(legacy.process()->IsRunning());
+  PGH_EXPECT_OK(WaitForAgent("legacy", "to stay online", absl::Seconds(5), IsOnline).status());
+}
+
 TEST_F(AgentsLinkTest, KilledAgentShowsOffline) {
   StartLegacyAndTarget();
   if (HasFatalFailure()) return;
