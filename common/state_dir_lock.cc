@@ -30,8 +30,7 @@ std::string HolderPid(int fd) {
 
 }  // namespace
 
-absl::StatusOr<StateDirLock> StateDirLock::Acquire(const std::string& dir,
-                                                   const std::string& name,
+absl::StatusOr<StateDirLock> StateDirLock::Acquire(const std::string& dir, const std::string& name,
                                                    const std::string& process) {
   const std::string path = absl::StrCat(dir, "/", name, ".lock");
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -58,8 +57,8 @@ absl::StatusOr<StateDirLock> StateDirLock::Acquire(const std::string& dir,
     return absl::InternalError(absl::StrCat("cannot lock ", path, ": ", strerror(error)));
   }
   const std::string pid = absl::StrCat(getpid(), "\n");
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) !=
-                                   static_cast<ssize_t>(pid.size())) {
+  if (ftruncate(fd, 0) != 0 ||
+      pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
     const int error = errno;
     close(fd);
     return absl::InternalError(absl::StrCat("cannot write ", path, ": ", strerror(error)));

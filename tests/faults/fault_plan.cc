@@ -7,11 +7,10 @@
 namespace pghaul::faults {
 namespace {
 
-constexpr FaultKind kKinds[] = {FaultKind::kControllerKill, FaultKind::kAgentKill,
-                                FaultKind::kPgBackRestKill, FaultKind::kLinkCut,
-                                FaultKind::kSourcePostgresKill, FaultKind::kTargetPostgresKill,
-                                FaultKind::kS3Outage,       FaultKind::kTargetDiskFull,
-                                FaultKind::kSecondController};
+constexpr FaultKind kKinds[] = {
+    FaultKind::kControllerKill, FaultKind::kAgentKill,          FaultKind::kPgBackRestKill,
+    FaultKind::kLinkCut,        FaultKind::kSourcePostgresKill, FaultKind::kTargetPostgresKill,
+    FaultKind::kS3Outage,       FaultKind::kTargetDiskFull,     FaultKind::kSecondController};
 
 // The longest delay drawn for each phase: about how long the phase lasts on a small source, so
 // that the fault lands anywhere in it (a phase that ends sooner gets the fault in the next one;
@@ -117,8 +116,8 @@ FaultPlan ChooseFaultPlan(uint64_t seed) {
   // takes 1 to 2 s on this data).
   const absl::Duration max_delay =
       plan.kind == FaultKind::kTargetDiskFull ? absl::Milliseconds(800) : MaxDelay(plan.phase);
-  plan.delay = absl::Milliseconds(
-      static_cast<int64_t>(pick(absl::ToInt64Milliseconds(max_delay) + 1)));
+  plan.delay =
+      absl::Milliseconds(static_cast<int64_t>(pick(absl::ToInt64Milliseconds(max_delay) + 1)));
   switch (plan.kind) {
     case FaultKind::kAgentKill:
       plan.host = pick(2) == 0 ? "legacy" : "target";

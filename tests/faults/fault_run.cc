@@ -2,8 +2,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/statvfs.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -213,7 +213,7 @@ class FaultRun {
     sampler_.reset();
     writer_.reset();
     if (s3_ != nullptr) (void)s3_->Stop();
-    s3_.reset();  // before the rig: its host is one of the rig's namespaces
+    s3_.reset();   // before the rig: its host is one of the rig's namespaces
     rig_.reset();  // agents, clusters, controller, namespaces, directory
     if (!disk_mount_.empty()) {
       absl::Status unmounted = integration::RunChecked({"/usr/bin/umount", disk_mount_}).status();
@@ -250,14 +250,14 @@ class FaultRun {
     PGH_ASSIGN_OR_RETURN(s3_, integration::S3Server::Start(s3_options_));
     s3_options_.port = s3_->port();  // a restart must come back where the plan points
     const std::string secrets = absl::StrCat(rig_->plans_dir(), "/secrets.yaml");
-    PGH_RETURN_IF_ERROR(integration::WriteFile(
-        secrets, absl::StrCat("s3_key: ", s3_->access_key(), "\n", "s3_key_secret: ",
-                              s3_->secret_key(), "\n")));
-    std::filesystem::permissions(secrets, std::filesystem::perms::owner_read |
-                                              std::filesystem::perms::owner_write);
+    PGH_RETURN_IF_ERROR(
+        integration::WriteFile(secrets, absl::StrCat("s3_key: ", s3_->access_key(), "\n",
+                                                     "s3_key_secret: ", s3_->secret_key(), "\n")));
+    std::filesystem::permissions(
+        secrets, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     return absl::StrCat("  s3:\n    endpoint: \"", s3_->endpoint(), "\"\n    port: ", s3_->port(),
-                        "\n    bucket: ", s3_->bucket(), "\n    region: ",
-                        integration::kS3ServerRegion,
+                        "\n    bucket: ", s3_->bucket(),
+                        "\n    region: ", integration::kS3ServerRegion,
                         "\n    uri_style: path\n    path: /pghaul\n    verify_tls: false\n",
                         "    key_from: {file: \"", secrets, "\", key: s3_key}\n",
                         "    secret_from: {file: \"", secrets, "\", key: s3_key_secret}\n");
@@ -420,10 +420,9 @@ class FaultRun {
           absl::StrCat("verify-accepted+", absl::ToInt64Milliseconds(plan.delay), "ms");
       absl::Status injected = InjectNow();
       auto now = rig_->Status(kMigration);
-      absl::StrAppend(&result_.injected, "(then:",
-                      now.ok() ? absl::StrCat(Str(*now, "phase"), "/", Str(*now, "state"))
-                               : "unknown",
-                      ")");
+      absl::StrAppend(
+          &result_.injected, "(then:",
+          now.ok() ? absl::StrCat(Str(*now, "phase"), "/", Str(*now, "state")) : "unknown", ")");
       return injected;
     }
     std::string why_not;
@@ -525,27 +524,42 @@ class FaultRun {
     return absl::OkStatus();
   }
 
-  // kill -9 of the source's postmaster and every process below it (a crash of the whole
-  // server), then pg_ctl start after the outage. The source's agent may have started it first.
-  absl::Status KillSourcePostgres() {
-    const pid_t postmaster = Legacy().PostmasterPid();
+  // kill -9 of `cluster`'s postmaster and every process below it (a crash of the whole
+  // server). Returns their PIDs, the postmaster's first.
+  absl::StatusOr<std::vector<pid_t>> KillServer(PgCluster& cluster, absl::string_view side) {
+    const pid_t postmaster = cluster.PostmasterPid();
     if (postmaster <= 0 || !ProcessAlive(postmaster)) {
-      return absl::FailedPreconditionError("the source's postmaster is not running");
+      return absl::FailedPreconditionError(
+          absl::StrCat("the ", side, "'s postmaster is not running"));
     }
     std::vector<pid_t> pids = {postmaster};
     for (const ProcessEntry& child : Descendants(postmaster)) pids.push_back(child.pid);
     for (pid_t pid : pids) kill(pid, SIGKILL);
-    std::cout << "source postmaster " << postmaster << " and " << pids.size() - 1
+    std::cout << side << " postmaster " << postmaster << " and " << pids.size() - 1
               << " children killed with SIGKILL\n";
-    // Gone means reaped, not only dead: PostgreSQL refuses to start while the PID in its
-    // postmaster.pid exists, and a zombie's does.
-    PGH_RETURN_IF_ERROR(integration::WaitFor(
-        "the source's processes to be reaped", absl::Seconds(60), [&]() -> bool {
-          for (pid_t pid : pids) {
-            if (std::filesystem::exists(absl::StrCat("/proc/", pid))) return false;
-          }
-          return true;
-        }));
+    return pids;
+  }
+
+  // Gone means reaped, not only dead: PostgreSQL refuses to start while the PID in its
+  // postmaster.pid exists, and a zombie's does.
+  absl::Status WaitReaped(const std::vector<pid_t>& pids, absl::string_view side) {
+    return integration::WaitFor(absl::StrCat("the ", side, "'s processes to be reaped"),
+                                absl::Seconds(60), [&]() -> bool {
+                                  for (pid_t pid : pids) {
+                                    if (std::filesystem::exists(absl::StrCat("/proc/", pid))) {
+                                      return false;
+                                    }
+                                  }
+                                  return true;
+                                });
+  }
+
+  // kill -9 of the source's postmaster and every process below it (a crash of the whole
+  // server), then pg_ctl start after the outage. The source's agent may have started it first.
+  absl::Status KillSourcePostgres() {
+    PGH_ASSIGN_OR_RETURN(std::vector<pid_t> pids, KillServer(Legacy(), "source"));
+    const pid_t postmaster = pids.front();
+    PGH_RETURN_IF_ERROR(WaitReaped(pids, "source"));
     absl::SleepFor(result_.plan.outage);
     absl::Status started = Legacy().Start();
     // The source's agent may have started it first; either way it must answer now.
@@ -563,23 +577,9 @@ class FaultRun {
   // pghaul started it, pghaul has to notice. Later (a standby pghaul follows, then the new
   // primary) it is started again after the outage, as its service manager would.
   absl::Status KillTargetPostgres() {
-    const pid_t postmaster = Target().PostmasterPid();
-    if (postmaster <= 0 || !ProcessAlive(postmaster)) {
-      return absl::FailedPreconditionError("the target's postmaster is not running");
-    }
-    std::vector<pid_t> pids = {postmaster};
-    for (const ProcessEntry& child : Descendants(postmaster)) pids.push_back(child.pid);
-    for (pid_t pid : pids) kill(pid, SIGKILL);
-    std::cout << "target postmaster " << postmaster << " and " << pids.size() - 1
-              << " children killed with SIGKILL\n";
+    PGH_ASSIGN_OR_RETURN(std::vector<pid_t> pids, KillServer(Target(), "target"));
     if (result_.plan.phase == "restore") return absl::OkStatus();
-    PGH_RETURN_IF_ERROR(integration::WaitFor(
-        "the target's processes to be reaped", absl::Seconds(60), [&]() -> bool {
-          for (pid_t pid : pids) {
-            if (std::filesystem::exists(absl::StrCat("/proc/", pid))) return false;
-          }
-          return true;
-        }));
+    PGH_RETURN_IF_ERROR(WaitReaped(pids, "target"));
     absl::SleepFor(result_.plan.outage);
     if (Target().PostmasterPid() > 0 && ProcessAlive(Target().PostmasterPid())) {
       std::cout << "the target runs again already (postmaster " << Target().PostmasterPid()
@@ -644,8 +644,8 @@ class FaultRun {
     }
     std::cout << "target filesystem freed\n";
     if (error != ENOSPC) {
-      return absl::InternalError(absl::StrCat("the filler stopped with ", strerror(error),
-                                              ", not a full filesystem"));
+      return absl::InternalError(
+          absl::StrCat("the filler stopped with ", strerror(error), ", not a full filesystem"));
     }
     return absl::OkStatus();
   }
@@ -662,8 +662,8 @@ class FaultRun {
         {integration::PghaulBinary("controller/pghaul-controller"), "--config", files.config},
         options);
     if (!second.ok()) {
-      Violation("one-controller",
-                absl::StrCat("a second controller on the same state ran: ", second.status().message()));
+      Violation("one-controller", absl::StrCat("a second controller on the same state ran: ",
+                                               second.status().message()));
       return absl::OkStatus();
     }
     const std::string said = second->stdout_text + second->stderr_text;
@@ -691,7 +691,8 @@ class FaultRun {
         line = absl::StrCat("listen: \"", rig_->network().Address("controller"), ":0\"");
       }
     }
-    return {absl::StrCat(rig_->dir().path(), "/second-controller.yaml"), absl::StrJoin(lines, "\n")};
+    return {absl::StrCat(rig_->dir().path(), "/second-controller.yaml"),
+            absl::StrJoin(lines, "\n")};
   }
 
   void CheckInvariants() {
