@@ -1,7 +1,11 @@
 #include "controller/access_policy.h"
 
+#include <vector>
+
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/access_tokens.h"
 #include "common/status_macros.h"
 #include "common/tls_credentials.h"
@@ -92,6 +96,16 @@ absl::Status AccessPolicy::Authorize(const Caller& caller, Role needed, absl::st
   }
   return absl::PermissionDeniedError(absl::StrCat(caller.Describe(), " may not ", what, ": it needs the ",
                                                   RoleName(needed), " role; ", fix));
+}
+
+Role AccessPolicy::RoleToCancel(absl::string_view task_id) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(task_id, '.');
+  for (size_t i = 1; i + 2 < parts.size(); ++i) {
+    if (parts[i] != "cutover" && parts[i] != "finish") continue;
+    uint32_t attempt = 0;
+    if (absl::SimpleAtoi(parts[i + 1], &attempt)) return Role::kAdmin;
+  }
+  return Role::kOperator;
 }
 
 }  // namespace pghaul::controller

@@ -71,6 +71,12 @@ class AccessPolicy {
   // saying which role it needs and how to get it.
   static absl::Status Authorize(const Caller& caller, Role needed, absl::string_view what);
 
+  // The role that may cancel task `task_id`: admin for a step of a migration's cutover or
+  // finish (ids <migration>.cutover.<attempt>.<step>..., .finish. likewise: cancelling one fails
+  // the cutover, which lifts the fence, and cutover itself is the admin's), operator for any
+  // other task.
+  static Role RoleToCancel(absl::string_view task_id);
+
   const AccessConfig& config() const { return config_; }
 
  private:

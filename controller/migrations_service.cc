@@ -111,6 +111,10 @@ grpc::ServerUnaryReactor* MigrationsService::CancelTask(grpc::CallbackServerCont
                                                         const v1::CancelTaskRequest* request,
                                                         v1::TaskInfo* response) {
   return Respond(context, Role::kOperator, absl::StrCat("cancel task ", request->task_id()), [&](const Caller& caller) -> absl::Status {
+    if (const Role needed = AccessPolicy::RoleToCancel(request->task_id()); needed > caller.role) {
+      return AccessPolicy::Authorize(
+          caller, needed, absl::StrCat("cancel task ", request->task_id(), ", a cutover step"));
+    }
     PGH_ASSIGN_OR_RETURN(*response, tasks_->Get(request->task_id(), 0));
     if (response->has_result()) return absl::OkStatus();  // already finished
     auto session = registry_->Session(response->agent_id());

@@ -88,6 +88,21 @@ TEST(AccessPolicyTest, ARefusalSaysWhichRoleIsNeededAndHowToGetIt) {
   EXPECT_THAT(status.message(), HasSubstr("access.default_role is read-only"));
 }
 
+// Cancelling a step of a running cutover fails it, and the fence is lifted: that is the
+// admin's call, as the cutover is.
+TEST(AccessPolicyTest, CancellingACutoverOrFinishStepNeedsAdmin) {
+  EXPECT_EQ(AccessPolicy::RoleToCancel("m1.cutover.1.final-replay.1e802f62"), Role::kAdmin);
+  EXPECT_EQ(AccessPolicy::RoleToCancel("m1.cutover.2.fence"), Role::kAdmin);
+  EXPECT_EQ(AccessPolicy::RoleToCancel("legacy-to-new.finish.1.new-stanza-backup"), Role::kAdmin);
+  EXPECT_EQ(AccessPolicy::RoleToCancel("m1.backup.1.backup"), Role::kOperator);
+  EXPECT_EQ(AccessPolicy::RoleToCancel("m1.restore.3.restore"), Role::kOperator);
+  EXPECT_EQ(AccessPolicy::RoleToCancel("cutover"), Role::kOperator);
+  EXPECT_EQ(AccessPolicy::RoleToCancel("adhoc-cutover-check"), Role::kOperator);
+  EXPECT_EQ(AccessPolicy::RoleToCancel("m1.cutover.x.fence"), Role::kOperator);
+  // A migration named "cutover" is not a cutover step unless its phase is.
+  EXPECT_EQ(AccessPolicy::RoleToCancel("cutover.verify.1.checksums"), Role::kOperator);
+}
+
 TEST(AccessTokensTest, NewTokensAreDistinctWellFormedAndHashToADigest) {
   absl::StatusOr<std::string> a = NewAccessToken();
   absl::StatusOr<std::string> b = NewAccessToken();
