@@ -97,7 +97,8 @@ SELECT current_setting('server_version_num'),
        (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
        pg_is_in_recovery(),
        current_user,
-       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+       current_setting('password_encryption')
   FROM pg_database d
  WHERE d.datname = current_database()
 )sql";
@@ -121,6 +122,45 @@ constexpr char kExtensionsQuery[] = "SELECT extname, extversion FROM pg_extensio
 // alike, so one connection answers for all.
 constexpr char kAvailableExtensionsQuery[] =
     "SELECT name, version FROM pg_available_extension_versions ORDER BY name, version";
+
+// At most this many roles are reported (one more is asked for, to know that there were more).
+constexpr int kMaxReportedRoles = 10000;
+// Only a superuser may read pg_authid, and with it whether a password is an md5 hash (the hash
+// itself never leaves the server: only the comparison's result does). Others get pg_roles,
+// without that column.
+constexpr char kRolesWithHashesQuery[] = R"sql(
+SELECT rolname, rolsuper, rolreplication, rolcanlogin, coalesce(rolpassword LIKE 'md5%', false)
+  FROM pg_authid WHERE rolname !~ '^pg_' ORDER BY rolname LIMIT 10001
+)sql";
+constexpr char kRolesQuery[] = R"sql(
+SELECT rolname, rolsuper, rolreplication, rolcanlogin, false
+  FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY rolname LIMIT 10001
+)sql";
+
+void ReadRoles(PGconn* conn, pghaul::v1::PostgresFacts& facts, std::vector<std::string>& problems) {
+  absl::StatusOr<Result> result = absl::UnavailableError("not asked");
+  if (facts.is_superuser()) {
+    result = Query(conn, kRolesWithHashesQuery);
+    facts.set_password_hashes_read(result.ok());
+  }
+  if (!result.ok()) result = Query(conn, kRolesQuery);
+  if (!result.ok()) {
+    problems.push_back(absl::StrCat("cannot list roles: ", result.status().message()));
+    return;
+  }
+  const PGresult* r = result->get();
+  const int rows = PQntuples(r);
+  for (int row = 0; row < rows && row < kMaxReportedRoles; ++row) {
+    pghaul::v1::Role* role = facts.add_roles();
+    role->set_name(Text(r, row, 0));
+    role->set_superuser(Text(r, row, 1) == "t");
+    role->set_replication(Text(r, row, 2) == "t");
+    role->set_can_login(Text(r, row, 3) == "t");
+    role->set_md5_password(Text(r, row, 4) == "t");
+  }
+  facts.set_roles_truncated(rows > kMaxReportedRoles);
+  facts.set_roles_listed(true);
+}
 
 absl::Status ReadServerRow(PGconn* conn, pghaul::v1::PostgresFacts& facts,
                            std::vector<std::string>& problems) {
@@ -156,6 +196,7 @@ absl::Status ReadServerRow(PGconn* conn, pghaul::v1::PostgresFacts& facts,
   facts.set_in_recovery(Text(r, 0, 11) == "t");
   facts.set_current_user(Text(r, 0, 12));
   facts.set_is_superuser(Text(r, 0, 13) == "t");
+  facts.set_password_encryption(Text(r, 0, 14));
   if (IsNull(r, 0, 9) || IsNull(r, 0, 10)) {
     problems.push_back(absl::StrCat(
         "user '", facts.current_user(),
@@ -385,6 +426,7 @@ pghaul::v1::PostgresFacts GatherPostgresFacts(const PostgresConnection& conn) {
     ReadSystemIdentifier(main->get(), facts, problems);
     ReadTablespaces(main->get(), facts, problems);
     ReadDatabaseSize(main->get(), facts, problems);
+    ReadRoles(main->get(), facts, problems);
     ReadAvailableExtensions(main->get(), facts, problems);
     databases = ListDatabases(main->get(), problems);
   }  // Closed before the per-database connections: at most one connection at a time.

@@ -3,6 +3,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "yaml-cpp/yaml.h"
 
 namespace pghaul::agent {
 namespace {
@@ -19,7 +22,105 @@ bool IsUnitName(absl::string_view name) {
   return true;
 }
 
+constexpr size_t kMaxPatroniConfigBytes = 1 << 20;
+
+// node[key] for a mapping; an undefined node when `node` is not a mapping or lacks the key.
+// (yaml-cpp throws when asked for the kind of a missing key's node, or for a key of a scalar,
+// so both are checked first.)
+YAML::Node Child(const YAML::Node& node, const char* key) {
+  if (!node.IsDefined() || !node.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  return node[key];
+}
+
+// The username of an authentication entry ({username: ..., password: ...}), "" when absent.
+absl::StatusOr<std::string> Username(const YAML::Node& entry, absl::string_view path) {
+  if (!entry.IsDefined() || entry.IsNull()) return std::string();
+  if (!entry.IsMap()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a mapping"));
+  }
+  YAML::Node username = entry["username"];
+  if (!username.IsDefined() || username.IsNull()) return std::string();
+  if (!username.IsScalar()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ".username is not a string"));
+  }
+  return username.Scalar();
+}
+
+absl::StatusOr<std::vector<std::string>> HbaLines(const YAML::Node& node, absl::string_view path) {
+  std::vector<std::string> lines;
+  if (!node.IsDefined() || node.IsNull()) return lines;
+  if (!node.IsSequence()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a list"));
+  }
+  for (const YAML::Node& line : node) {
+    if (!line.IsScalar()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, " has an entry that is not a string"));
+    }
+    lines.push_back(line.Scalar());
+  }
+  return lines;
+}
+
+absl::StatusOr<PatroniFileSettings> ParseYaml(const YAML::Node& root) {
+  if (!root.IsMap()) return absl::InvalidArgumentError("it is not a YAML mapping");
+  PatroniFileSettings settings;
+  const YAML::Node postgresql = Child(root, "postgresql");
+  const YAML::Node authentication = Child(postgresql, "authentication");
+  if (authentication.IsDefined() && !authentication.IsNull()) {
+    PGH_ASSIGN_OR_RETURN(settings.superuser, Username(Child(authentication, "superuser"),
+                                                      "postgresql.authentication.superuser"));
+    PGH_ASSIGN_OR_RETURN(settings.replication, Username(Child(authentication, "replication"),
+                                                        "postgresql.authentication.replication"));
+    PGH_ASSIGN_OR_RETURN(settings.rewind, Username(Child(authentication, "rewind"),
+                                                   "postgresql.authentication.rewind"));
+  } else {
+    // Patroni's older layout (config.py moves these under authentication).
+    PGH_ASSIGN_OR_RETURN(settings.superuser,
+                         Username(Child(postgresql, "superuser"), "postgresql.superuser"));
+    PGH_ASSIGN_OR_RETURN(settings.replication,
+                         Username(Child(postgresql, "replication"), "postgresql.replication"));
+  }
+  if (settings.superuser.empty()) {
+    // Patroni uses postgresql.pg_rewind as the superuser when none is configured.
+    PGH_ASSIGN_OR_RETURN(settings.superuser,
+                         Username(Child(postgresql, "pg_rewind"), "postgresql.pg_rewind"));
+  }
+  const YAML::Node local_hba = Child(postgresql, "pg_hba");
+  if (local_hba.IsDefined() && !local_hba.IsNull()) {
+    PGH_ASSIGN_OR_RETURN(settings.pg_hba, HbaLines(local_hba, "postgresql.pg_hba"));
+  } else {
+    PGH_ASSIGN_OR_RETURN(
+        settings.pg_hba,
+        HbaLines(Child(Child(Child(Child(root, "bootstrap"), "dcs"), "postgresql"), "pg_hba"),
+                 "bootstrap.dcs.postgresql.pg_hba"));
+  }
+  return settings;
+}
+
 }  // namespace
+
+absl::StatusOr<PatroniFileSettings> ParsePatroniFileSettings(absl::string_view yaml_text) {
+  try {
+    return ParseYaml(YAML::Load(std::string(yaml_text)));
+  } catch (const YAML::Exception& e) {
+    // The message of a parser error quotes no values, only the position.
+    return absl::InvalidArgumentError(absl::StrCat("not valid YAML: ", e.what()));
+  }
+}
+
+absl::StatusOr<PatroniFileSettings> ReadPatroniFileSettings(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path, kMaxPatroniConfigBytes);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(), absl::StrCat("cannot read Patroni's configuration ",
+                                                           path, ": ", text.status().message()));
+  }
+  absl::StatusOr<PatroniFileSettings> settings = ParsePatroniFileSettings(*text);
+  if (!settings.ok()) {
+    return absl::Status(settings.status().code(), absl::StrCat("Patroni's configuration ", path,
+                                                               ": ", settings.status().message()));
+  }
+  return settings;
+}
 
 std::string PatroniConfig::RestApiAddress() const {
   const bool ipv6 = rest_api_host.find(':') != std::string::npos;

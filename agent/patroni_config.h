@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/config_reader.h"
@@ -62,6 +63,29 @@ struct PatroniConfig {
 // go together; systemd takes unit/systemctl and no command/log_file; command takes command and
 // log_file and no unit/systemctl.
 void ReadPatroniSection(ConfigReader section, PatroniConfig& out);
+
+// What the agent reads from Patroni's own configuration file (patroni.yml), for preflight:
+// the roles Patroni connects as and the pg_hba lines it writes. Never a password.
+struct PatroniFileSettings {
+  // postgresql.authentication.<kind>.username (Patroni also accepts the older
+  // postgresql.superuser / postgresql.replication, and postgresql.pg_rewind for the superuser);
+  // "" when not set. Patroni's PATRONI_SUPERUSER_USERNAME etc. environment variables, which
+  // override the file, are not visible here.
+  std::string superuser;
+  std::string replication;
+  std::string rewind;
+  // postgresql.pg_hba, else bootstrap.dcs.postgresql.pg_hba: the lines Patroni writes into
+  // pg_hba.conf, in order.
+  std::vector<std::string> pg_hba;
+};
+
+// Parses the text of a patroni.yml. Errors: InvalidArgument when it is not YAML, not a mapping,
+// or a key read here has the wrong shape (e.g. pg_hba not a list of strings).
+absl::StatusOr<PatroniFileSettings> ParsePatroniFileSettings(absl::string_view yaml_text);
+
+// ReadFile(path) (at most 1 MiB) and ParsePatroniFileSettings. Errors: those of ReadFile
+// (NotFound, PermissionDenied, ...) and of the parse, each naming the path.
+absl::StatusOr<PatroniFileSettings> ReadPatroniFileSettings(const std::string& path);
 
 // Splits "host:port" or "[v6]:port". Errors: InvalidArgument.
 absl::Status SplitHostPort(absl::string_view address, std::string* host, int* port);

@@ -9,6 +9,7 @@
 #include "common/files.h"
 #include "common/http_client.h"
 #include "common/status_macros.h"
+#include "common/time_proto.h"
 #include "nlohmann/json.hpp"
 
 namespace pghaul::agent {
@@ -85,6 +86,7 @@ absl::StatusOr<PatroniStatus> ParsePatroniStatus(absl::string_view text) {
       !absl::SimpleAtoi(system_identifier, &status.system_identifier)) {
     return WrongType("database_system_identifier", "a decimal 64-bit number");
   }
+  PGH_RETURN_IF_ERROR(ReadInteger(json, "dcs_last_seen", &status.dcs_last_seen));
   auto patroni = json.find("patroni");
   if (patroni != json.end() && !patroni->is_null()) {
     if (!patroni->is_object()) return WrongType("patroni", "an object");
@@ -152,6 +154,14 @@ absl::StatusOr<bool> PatroniRestClient::HoldsLeaderLock() const {
                                                     " answered ", code, ": ", Excerpt(body)));
 }
 
+absl::Status PatroniRestClient::CheckDcs() const {
+  int code = 0;
+  PGH_ASSIGN_OR_RETURN(std::string body, Call("GET", "/cluster", "", &code));
+  if (code == 200) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("GET /cluster on ", config_->RestApiAddress(),
+                                                    " answered ", code, ": ", Excerpt(body)));
+}
+
 absl::Status PatroniRestClient::SetPause(bool paused) const {
   int code = 0;
   PGH_ASSIGN_OR_RETURN(
@@ -175,6 +185,16 @@ v1::PatroniFacts GatherPatroniFacts(const PatroniConfig& config) {
   facts.set_rest_api(config.RestApiAddress());
   facts.set_config_file(config.config_file);
   facts.set_dcs(config.dcs);
+  absl::StatusOr<PatroniFileSettings> settings = ReadPatroniFileSettings(config.config_file);
+  if (settings.ok()) {
+    facts.set_config_read(true);
+    facts.set_superuser(settings->superuser);
+    facts.set_replication_user(settings->replication);
+    facts.set_rewind_user(settings->rewind);
+    for (const std::string& line : settings->pg_hba) facts.add_pg_hba(line);
+  } else {
+    facts.set_config_error(std::string(settings.status().message()));
+  }
   PatroniRestClient client(&config);
   absl::StatusOr<PatroniStatus> status = client.GetStatus();
   if (!status.ok()) {
@@ -193,6 +213,12 @@ v1::PatroniFacts GatherPatroniFacts(const PatroniConfig& config) {
   facts.set_system_identifier(status->system_identifier);
   facts.set_cluster_unlocked(status->cluster_unlocked);
   facts.set_pending_restart(status->pending_restart);
+  if (status->dcs_last_seen > 0) {
+    *facts.mutable_dcs_last_seen() = ToProto(absl::FromUnixSeconds(status->dcs_last_seen));
+  }
+  absl::Status dcs = client.CheckDcs();
+  facts.set_dcs_reachable(dcs.ok());
+  if (!dcs.ok()) facts.set_dcs_error(std::string(dcs.message()));
   absl::StatusOr<bool> leader = client.HoldsLeaderLock();
   if (leader.ok()) {
     facts.set_leader(*leader);

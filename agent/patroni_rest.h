@@ -1,6 +1,9 @@
 // Patroni's REST API as the agent uses it (Patroni 3.0.2, patroni/api.py):
 //   GET   /patroni  the node's state (JSON), always 200 while Patroni runs
 //   GET   /leader   200 when this node holds the leader lock, 503 otherwise
+//   GET   /cluster  the members as the DCS lists them: Patroni reads the DCS for this request
+//                   (get_cluster(force=True)); with the DCS down it closes the connection
+//                   without an answer once its etcd client gives up (about retry_timeout)
 //   PATCH /config   {"pause": true} / {"pause": null}: maintenance mode on / off, 200 with the
 //                   new dynamic configuration (patronictl pause/resume send the same)
 // over common/http_client.h, with basic authentication when the configuration names a user.
@@ -30,6 +33,8 @@ struct PatroniStatus {
   uint64_t system_identifier = 0;  // database_system_identifier, a decimal string in the JSON
   std::string version;             // patroni.version
   std::string scope;               // patroni.scope
+  // dcs_last_seen: Unix seconds of Patroni's last successful DCS read; 0 when absent (never).
+  int64_t dcs_last_seen = 0;
 };
 
 // Parses the JSON body of GET /patroni. Errors: DataLoss when it is not a JSON object, when a
@@ -50,6 +55,11 @@ class PatroniRestClient {
   // GET /leader: true on 200, false on 503. Errors: as GetStatus, for any other code.
   absl::StatusOr<bool> HoldsLeaderLock() const;
 
+  // GET /cluster: OK when Patroni could read the DCS for it (200). Errors: as GetStatus
+  // (Unavailable or DeadlineExceeded when Patroni gave up on the DCS without answering),
+  // FailedPrecondition for another status code.
+  absl::Status CheckDcs() const;
+
   // PATCH /config {"pause": true} or {"pause": null}. Errors: as GetStatus; 401 and 403 say to
   // check rest_api.username and password_file; 503 means Patroni has no configuration in the
   // DCS yet.
@@ -62,8 +72,11 @@ class PatroniRestClient {
   const PatroniConfig* config_;
 };
 
-// Facts for the host facts: GET /patroni and GET /leader. Never fails: an unreachable API is
-// reachable=false with the reason in error.
+// Facts for the host facts: GET /patroni, GET /leader and GET /cluster, and the roles and
+// pg_hba lines of config_file (ReadPatroniFileSettings). Never fails: an unreachable API is
+// reachable=false with the reason in error; an unreadable file is config_read=false with the
+// reason in config_error. Takes up to rest_api.timeout longer while the DCS is down (GET
+// /cluster waits for Patroni's DCS client to give up).
 v1::PatroniFacts GatherPatroniFacts(const PatroniConfig& config);
 
 }  // namespace pghaul::agent

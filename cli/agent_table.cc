@@ -142,17 +142,39 @@ Section PostgresSection(const v1::AgentInfo& agent) {
   section.Add("In recovery", YesNo(postgres.in_recovery()));
   section.Add("Connected as", absl::StrCat(OrMissing(postgres.current_user()),
                                            postgres.is_superuser() ? " (superuser)" : ""));
+  // Keys no longer than "System identifier", which sets the section's column width.
+  if (!postgres.password_encryption().empty()) {
+    section.Add("Password hashing", Printable(postgres.password_encryption()));
+  }
+  if (postgres.roles_listed()) {
+    int md5 = 0;
+    for (const v1::Role& role : postgres.roles()) md5 += role.can_login() && role.md5_password();
+    std::string roles = absl::StrCat(postgres.roles_size(), postgres.roles_truncated() ? "+" : "");
+    if (postgres.password_hashes_read()) {
+      absl::StrAppend(&roles, " (", md5, " login with an md5 password)");
+    }
+    section.Add("Roles", roles);
+  }
   return section;
 }
 
 // Only for agents configured for Patroni (facts.patroni set).
-Section PatroniSection(const v1::PatroniFacts& patroni) {
+Section PatroniSection(const v1::PatroniFacts& patroni, absl::Time now) {
   Section section{"Patroni", {}};
   section.Add("REST API", OrMissing(patroni.rest_api()));
   section.Add("Config file", OrMissing(patroni.config_file()));
   section.Add("DCS", OrMissing(patroni.dcs()));
   section.Add("Reachable", YesNo(patroni.reachable()));
   if (!patroni.error().empty()) section.Add("Error", Printable(patroni.error()));
+  // From the config file, whether or not Patroni runs.
+  if (patroni.config_read()) {
+    section.Add("Superuser", OrMissing(patroni.superuser()));
+    section.Add("Replication user", OrMissing(patroni.replication_user()));
+    section.Add("Rewind user", OrMissing(patroni.rewind_user()));
+    section.Add("pg_hba lines", absl::StrCat(patroni.pg_hba_size()));
+  } else if (!patroni.config_error().empty()) {
+    section.Add("Config error", Printable(patroni.config_error()));
+  }
   if (!patroni.reachable()) return section;
   section.Add("Version", OrMissing(patroni.version()));
   section.Add("Scope", OrMissing(patroni.scope()));
@@ -166,6 +188,13 @@ Section PatroniSection(const v1::PatroniFacts& patroni) {
                                        : std::string(kMissing));
   section.Add("Paused", YesNo(patroni.paused()));
   if (patroni.pending_restart()) section.Add("Pending restart", "yes");
+  section.Add("DCS reachable", patroni.dcs_reachable() ? "yes"
+                               : patroni.dcs_error().empty()
+                                   ? std::string(kMissing)
+                                   : absl::StrCat("no: ", Printable(patroni.dcs_error())));
+  if (patroni.has_dcs_last_seen()) {
+    section.Add("DCS last seen", HumanAgo(now - FromProto(patroni.dcs_last_seen())));
+  }
   return section;
 }
 
@@ -240,7 +269,7 @@ std::string FormatAgentTable(const v1::ListAgentsResponse& response, absl::Time 
 std::string FormatAgentDetails(const v1::AgentInfo& agent, absl::Time now) {
   std::vector<Section> sections = {AgentSection(agent, now), HostSection(agent, now),
                                    PostgresSection(agent)};
-  if (agent.facts().has_patroni()) sections.push_back(PatroniSection(agent.facts().patroni()));
+  if (agent.facts().has_patroni()) sections.push_back(PatroniSection(agent.facts().patroni(), now));
   sections.push_back(ExtensionsSection(agent));
   sections.push_back(TablespacesSection(agent));
   return RenderSections(sections);

@@ -15,8 +15,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/time_proto.h"
 #include "nlohmann/json.hpp"
@@ -150,6 +152,90 @@ std::string FirstLine(absl::string_view text) {
 
 std::string Quote(absl::string_view text) { return absl::StrCat("'", text, "'"); }
 
+// A role name as an SQL identifier, for the statements a fix suggests: bare when it is lower
+// case letters, digits and underscores, else in double quotes.
+std::string QuoteIdentifier(absl::string_view name) {
+  bool plain = !name.empty() && !absl::ascii_isdigit(static_cast<unsigned char>(name[0]));
+  for (char c : name) {
+    plain = plain && (absl::ascii_islower(static_cast<unsigned char>(c)) ||
+                      absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '_');
+  }
+  if (plain) return std::string(name);
+  return absl::StrCat("\"", absl::StrReplaceAll(name, {{"\"", "\"\""}}), "\"");
+}
+
+struct PatroniVersion {
+  bool valid = false;
+  int major = 0;
+  int minor = 0;
+};
+
+// "3.0.2" -> 3, 0. Anything without a numeric major and minor is not valid.
+PatroniVersion ParsePatroniVersion(absl::string_view text) {
+  PatroniVersion version;
+  std::vector<absl::string_view> parts = absl::StrSplit(text, '.');
+  if (parts.size() < 2) return version;
+  version.valid = absl::SimpleAtoi(parts[0], &version.major) &&
+                  absl::SimpleAtoi(parts[1], &version.minor) && version.major >= 0 &&
+                  version.minor >= 0;
+  return version;
+}
+
+// Whether a pg_hba.conf line authenticates with scram-sha-256 and its user column is `all` or
+// names one of `roles` (a +group or @file is not resolved here). Comments and blank lines are
+// not. The method is the first field after the user column that is an authentication method.
+bool HbaLineIsScramFor(absl::string_view line, const std::vector<std::string>& roles) {
+  // Fields are separated by blanks; a double-quoted part may hold blanks, commas and '#'.
+  std::vector<std::string> fields;
+  bool quoted = false;
+  bool in_field = false;
+  for (char c : line) {
+    if (!quoted && c == '#') break;
+    if (!quoted && (c == ' ' || c == '\t')) {
+      in_field = false;
+      continue;
+    }
+    if (!in_field) fields.emplace_back();
+    in_field = true;
+    if (c == '"') quoted = !quoted;
+    fields.back().push_back(c);
+  }
+  if (fields.size() < 4) return false;
+  static const std::set<std::string> kMethods = {
+      "trust", "reject", "scram-sha-256", "md5",    "password", "gss", "sspi",
+      "ident", "peer",   "ldap",          "radius", "cert",     "pam", "bsd"};
+  std::string method;
+  for (size_t i = 3; i < fields.size(); ++i) {
+    if (kMethods.count(fields[i]) > 0) {
+      method = fields[i];
+      break;
+    }
+  }
+  if (method != "scram-sha-256") return false;
+  // The user column: names separated by commas outside double quotes.
+  std::vector<std::string> users(1);
+  quoted = false;
+  for (char c : fields[2]) {
+    if (c == '"') quoted = !quoted;
+    if (c == ',' && !quoted) {
+      users.emplace_back();
+    } else {
+      users.back().push_back(c);
+    }
+  }
+  for (const std::string& user : users) {
+    if (user == "all") return !roles.empty();
+    std::string name = user;
+    if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+      name = absl::StrReplaceAll(name.substr(1, name.size() - 2), {{"\"\"", "\""}});
+    }
+    for (const std::string& role : roles) {
+      if (name == role) return true;
+    }
+  }
+  return false;
+}
+
 // What every check sees: the input, and which sides have facts to compare.
 class Checker {
  public:
@@ -191,6 +277,9 @@ class Checker {
     results.push_back(SourceRole());
     results.push_back(TargetRole());
     results.push_back(Stanza());
+    results.push_back(Patroni());
+    results.push_back(PatroniRoles());
+    results.push_back(PasswordEncryption());
     return results;
   }
 
@@ -1113,6 +1202,306 @@ class Checker {
     }
   }
 
+  // Patroni on the target: its REST API answers, its version is one pghaul was tested with,
+  // and it can read its DCS (GET /cluster, which makes Patroni ask the DCS there and then).
+  v1::CheckResult Patroni() const {
+    constexpr char kName[] = "patroni";
+    if (!target_facts_) return NotCompared(kName, MissingSide(false, true, false));
+    if (!in_.target.has_patroni()) {
+      return Check(kName, kCheckPass, "", "not managed by Patroni",
+                   "the target is not managed by Patroni (its agent has no patroni section)");
+    }
+    const v1::PatroniFacts& patroni = in_.target.patroni();
+    if (!patroni.reachable()) {
+      return Check(kName, kCheckFail, "", "not reachable",
+                   absl::StrCat("Patroni's REST API at ", patroni.rest_api(), " did not answer",
+                                patroni.error().empty() ? "" : ": ", patroni.error()),
+                   "start Patroni on the target, or fix patroni.rest_api.address in the target's "
+                   "agent.yaml (Patroni's restapi.connect_address)");
+    }
+    std::vector<std::string> target_parts;
+    target_parts.push_back(
+        absl::StrCat("Patroni ", patroni.version().empty() ? "?" : patroni.version()));
+    std::string status = kCheckPass;
+    std::vector<std::string> problems;
+    std::vector<std::string> fixes;
+    auto worsen = [&status](const char* to) {
+      if (std::string(to) == kCheckFail || status == kCheckPass) status = to;
+    };
+
+    const PatroniVersion version = ParsePatroniVersion(patroni.version());
+    if (!version.valid) {
+      worsen(kCheckWarn);
+      problems.push_back(
+          absl::StrCat("Patroni's version is unknown (",
+                       patroni.version().empty() ? "not reported" : Quote(patroni.version()),
+                       "): pghaul was tested with 3.0.x"));
+      fixes.push_back("check `patroni --version` on the target; pghaul is tested with 3.0.x");
+    } else if (version.major < 3) {
+      worsen(kCheckFail);
+      problems.push_back(absl::StrCat("Patroni ", patroni.version(),
+                                      " is older than 3.0, which pghaul needs (its etcd3 DCS, "
+                                      "REST API and custom bootstrap as pghaul uses them)"));
+      fixes.push_back("upgrade Patroni on the target to 3.0.x");
+    } else if (version.major != 3 || version.minor != 0) {
+      worsen(kCheckWarn);
+      problems.push_back(absl::StrCat("Patroni ", patroni.version(),
+                                      " is not tested with pghaul (tested: 3.0.x)"));
+      fixes.push_back("rehearse the migration on a copy first, or run Patroni 3.0.x on the target");
+    }
+
+    std::string last_seen;
+    if (patroni.has_dcs_last_seen()) {
+      const absl::Time seen = FromProto(patroni.dcs_last_seen());
+      if (in_.target.has_gathered_at()) {
+        const absl::Duration age = FromProto(in_.target.gathered_at()) - seen;
+        last_seen = absl::StrCat("; Patroni last read it ",
+                                 absl::FormatDuration(absl::Seconds(
+                                     absl::ToInt64Seconds(std::max(age, absl::ZeroDuration())))),
+                                 " before the facts were gathered");
+      } else {
+        last_seen =
+            absl::StrCat("; Patroni last read it at ",
+                         absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", seen, absl::UTCTimeZone()));
+      }
+    }
+    const std::string dcs =
+        patroni.dcs().empty() ? "DCS" : absl::StrCat("DCS (", patroni.dcs(), ")");
+    if (patroni.dcs_reachable()) {
+      target_parts.push_back(absl::StrCat(dcs, " reachable"));
+    } else if (patroni.dcs_error().empty()) {
+      worsen(kCheckWarn);
+      target_parts.push_back(absl::StrCat(dcs, " unknown"));
+      problems.push_back(
+          "whether Patroni reaches its DCS is unknown: the target agent does not report it");
+      fixes.push_back("upgrade the target's pghaul-agent, then run preflight again");
+    } else {
+      worsen(kCheckFail);
+      target_parts.push_back(absl::StrCat(dcs, " not reachable"));
+      problems.push_back(
+          absl::StrCat("Patroni cannot read its ", dcs, ": ", patroni.dcs_error(), last_seen));
+      fixes.push_back(
+          "start the DCS (etcd) or fix Patroni's etcd3.hosts in its configuration; `patronictl "
+          "list` on the target must show the cluster");
+    }
+    if (!patroni.role().empty()) target_parts.push_back(patroni.role());
+    const std::string target_text = absl::StrJoin(target_parts, ", ");
+    if (status == kCheckPass) {
+      return Check(kName, kCheckPass, "", target_text,
+                   absl::StrCat("Patroni ", patroni.version(), " answers at ", patroni.rest_api(),
+                                " and reads its ", dcs));
+    }
+    return Check(kName, status, "", target_text, absl::StrJoin(problems, "; "),
+                 absl::StrJoin(fixes, "; "));
+  }
+
+  // The roles Patroni connects as (patroni.yml's postgresql.authentication) must be in the
+  // restored catalogue, which is the source's: each must exist on the source before the backup,
+  // with the attributes Patroni needs.
+  v1::CheckResult PatroniRoles() const {
+    constexpr char kName[] = "patroni-roles";
+    if (!target_facts_) return NotCompared(kName, MissingSide(false, true, false));
+    if (!in_.target.has_patroni()) {
+      return Check(kName, kCheckPass, "", "not managed by Patroni",
+                   "the target is not managed by Patroni: no roles of its own to bring along");
+    }
+    const v1::PatroniFacts& patroni = in_.target.patroni();
+    if (!patroni.config_read()) {
+      if (patroni.config_error().empty()) {
+        return NotCompared(kName, "the target agent does not report Patroni's roles (upgrade it)");
+      }
+      return Check(
+          kName, kCheckFail, "", "unreadable",
+          absl::StrCat("the roles Patroni connects as are unknown: ", patroni.config_error()),
+          "let the target agent's OS user read Patroni's configuration file, or fix "
+          "patroni.config_file in the target's agent.yaml");
+    }
+    if (std::string why = MissingSide(true, false, true); !why.empty()) {
+      return NotCompared(kName, why);
+    }
+    const v1::PostgresFacts& source = in_.source.postgres();
+    if (!source.roles_listed()) {
+      return NotCompared(kName,
+                         "the source agent did not list its roles (upgrade it, or see "
+                         "source-reachable's message)");
+    }
+    struct Need {
+      const char* kind;  // Patroni's name for the user
+      std::string name;  // the username in patroni.yml
+      bool superuser;    // needs SUPERUSER
+      bool replication;  // needs REPLICATION
+    };
+    const std::vector<Need> needs = {
+        {"superuser", patroni.superuser(), true, false},
+        {"replication user", patroni.replication_user(), false, true},
+        {"rewind user", patroni.rewind_user(), false, false},
+    };
+    std::vector<std::string> target_parts;
+    std::vector<std::string> source_parts;
+    std::vector<std::string> failures;
+    std::vector<std::string> warnings;
+    std::vector<std::string> statements;
+    for (const Need& need : needs) {
+      if (need.name.empty()) {
+        // Without a rewind user Patroni rewinds as the superuser.
+        if (std::string(need.kind) == "rewind user") continue;
+        warnings.push_back(absl::StrCat("Patroni's ", need.kind, " is not named in ",
+                                        patroni.config_file(),
+                                        " (perhaps set in Patroni's environment): not checked"));
+        continue;
+      }
+      target_parts.push_back(absl::StrCat(absl::StripSuffix(need.kind, " user"), " ", need.name));
+      std::string attributes = need.superuser     ? "SUPERUSER LOGIN"
+                               : need.replication ? "REPLICATION LOGIN"
+                                                  : "LOGIN";
+      const v1::Role* role = nullptr;
+      for (const v1::Role& candidate : source.roles()) {
+        if (candidate.name() == need.name) role = &candidate;
+      }
+      if (role == nullptr) {
+        if (source.roles_truncated()) {
+          warnings.push_back(absl::StrCat("role ", Quote(need.name), " (Patroni's ", need.kind,
+                                          ") is not among the roles the source agent listed, "
+                                          "which were cut short"));
+          continue;
+        }
+        source_parts.push_back(absl::StrCat(need.name, " missing"));
+        failures.push_back(absl::StrCat("role ", Quote(need.name), " (Patroni's ", need.kind,
+                                        ") does not exist on the source"));
+        statements.push_back(
+            absl::StrCat("CREATE ROLE ", QuoteIdentifier(need.name), " ", attributes));
+        continue;
+      }
+      std::vector<std::string> lacking;
+      if (need.superuser && !role->superuser()) lacking.push_back("SUPERUSER");
+      if (need.replication && !role->replication() && !role->superuser()) {
+        lacking.push_back("REPLICATION");
+      }
+      if (!role->can_login()) lacking.push_back("LOGIN");
+      std::vector<std::string> has;
+      if (role->superuser()) has.push_back("superuser");
+      if (role->replication()) has.push_back("replication");
+      if (role->can_login()) has.push_back("login");
+      source_parts.push_back(absl::StrCat(need.name, has.empty() ? "" : " (",
+                                          absl::StrJoin(has, ", "), has.empty() ? "" : ")"));
+      if (!lacking.empty()) {
+        failures.push_back(absl::StrCat("role ", Quote(need.name), " (Patroni's ", need.kind,
+                                        ") exists on the source without ",
+                                        absl::StrJoin(lacking, ", ")));
+        statements.push_back(absl::StrCat("ALTER ROLE ", QuoteIdentifier(need.name), " ",
+                                          absl::StrJoin(lacking, " ")));
+      }
+    }
+    const std::string source_text = absl::StrJoin(source_parts, ", ");
+    const std::string target_text = absl::StrJoin(target_parts, ", ");
+    if (!failures.empty()) {
+      std::vector<std::string> message = failures;
+      message.insert(message.end(), warnings.begin(), warnings.end());
+      return Check(
+          kName, kCheckFail, source_text, target_text,
+          absl::StrCat(absl::StrJoin(message, "; "),
+                       ": the restored catalogue is the source's, and Patroni connects as these "
+                       "roles (without them it waits forever: role does not exist)"),
+          absl::StrCat("on the source, before the backup: ", absl::StrJoin(statements, "; "),
+                       "; then give each the password patroni.yml names (ALTER ROLE ... "
+                       "PASSWORD), since Patroni sets passwords only during its own bootstrap"));
+    }
+    if (!warnings.empty()) {
+      return Check(kName, kCheckWarn, source_text, target_text, absl::StrJoin(warnings, "; "),
+                   "make sure each role Patroni connects as exists on the source (superuser: "
+                   "SUPERUSER LOGIN, replication: REPLICATION LOGIN, rewind: LOGIN)");
+    }
+    return Check(kName, kCheckPass, source_text, target_text,
+                 "every role Patroni connects as exists on the source with the attributes it "
+                 "needs");
+  }
+
+  // Login roles whose password is an md5 hash cannot log in where pg_hba.conf says
+  // scram-sha-256 ("User "x" does not have a valid SCRAM secret"); the restore keeps their
+  // hashes as they are.
+  v1::CheckResult PasswordEncryption() const {
+    constexpr char kName[] = "password-encryption";
+    if (std::string why = MissingSide(true, true, false); !why.empty()) {
+      return NotCompared(kName, why);
+    }
+    if (!source_pg_) return NotCompared(kName, "the source's PostgreSQL is not reachable");
+    const v1::PostgresFacts& source = in_.source.postgres();
+    if (!source.roles_listed()) {
+      return NotCompared(kName,
+                         "the source agent did not list its roles (upgrade it, or see "
+                         "source-reachable's message)");
+    }
+    if (!source.password_hashes_read()) {
+      return Check(kName, kCheckWarn, "not read", "",
+                   absl::StrCat("the source agent's role ", Quote(source.current_user()),
+                                " may not read pg_authid, so md5 password hashes were not "
+                                "looked for"),
+                   "connect the source agent as a superuser (postgres)");
+    }
+    std::vector<std::string> md5_roles;
+    for (const v1::Role& role : source.roles()) {
+      if (role.can_login() && role.md5_password()) md5_roles.push_back(role.name());
+    }
+    // What the target demands: its password_encryption, and Patroni's pg_hba lines (which
+    // Patroni writes over the restored pg_hba.conf).
+    const std::string& encryption = target_pg_ ? in_.target.postgres().password_encryption() : "";
+    std::vector<std::string> scram_lines;
+    if (in_.target.has_patroni()) {
+      for (const std::string& line : in_.target.patroni().pg_hba()) {
+        if (HbaLineIsScramFor(line, md5_roles)) scram_lines.push_back(line);
+      }
+    }
+    std::vector<std::string> target_parts;
+    if (!encryption.empty())
+      target_parts.push_back(absl::StrCat("password_encryption=", encryption));
+    if (!scram_lines.empty()) target_parts.push_back("Patroni's pg_hba: scram-sha-256");
+    const std::string target_text = absl::StrJoin(target_parts, ", ");
+    if (md5_roles.empty()) {
+      return Check(kName, kCheckPass, "no md5 passwords", target_text,
+                   "no login role of the source has an md5 password hash");
+    }
+    constexpr size_t kMaxNamed = 10;
+    std::vector<std::string> named;
+    for (size_t i = 0; i < md5_roles.size() && i < kMaxNamed; ++i)
+      named.push_back(Quote(md5_roles[i]));
+    std::string list = absl::StrJoin(named, ", ");
+    if (md5_roles.size() > kMaxNamed) {
+      absl::StrAppend(&list, " and ", md5_roles.size() - kMaxNamed, " more");
+    }
+    const std::string source_text =
+        absl::StrCat(md5_roles.size(), md5_roles.size() == 1 ? " login role" : " login roles",
+                     " with md5: ", list);
+    const std::string what = absl::StrCat(
+        md5_roles.size() == 1 ? "a login role" : absl::StrCat(md5_roles.size(), " login roles"),
+        " of the source ", md5_roles.size() == 1 ? "has" : "have", " an md5 password hash (", list,
+        ")");
+    const std::string fix = absl::StrCat(
+        "on the source, SET password_encryption = 'scram-sha-256' and ALTER ROLE ",
+        QuoteIdentifier(md5_roles.front()),
+        " PASSWORD '...' for each listed role (its clients keep the same password), or "
+        "authenticate these roles with md5 lines in the target's pg_hba");
+    if (!scram_lines.empty()) {
+      return Check(kName, kCheckFail, source_text, target_text,
+                   absl::StrCat(what, ": Patroni's pg_hba on the target authenticates ",
+                                md5_roles.size() == 1 ? "it" : "them", " with scram-sha-256 (",
+                                Quote(scram_lines.front()), "), so after the restore ",
+                                md5_roles.size() == 1 ? "it cannot" : "they cannot",
+                                " log in (User \"x\" does not have a valid SCRAM secret)"),
+                   absl::StrCat(fix, " (Patroni's postgresql.pg_hba)"));
+    }
+    if (encryption == "scram-sha-256") {
+      return Check(kName, kCheckWarn, source_text, target_text,
+                   absl::StrCat(what,
+                                ": the target uses scram-sha-256 (password_encryption); "
+                                "the restored md5 hashes work only where pg_hba.conf "
+                                "says md5, not scram-sha-256"),
+                   fix);
+    }
+    return Check(kName, kCheckPass, source_text, target_text,
+                 absl::StrCat(what, "; the target does not demand scram-sha-256",
+                              encryption.empty() ? " (its password_encryption is unknown)" : ""));
+  }
+
   const PreflightInput& in_;
   const Plan& plan_;
   const bool source_facts_;
@@ -1150,7 +1539,10 @@ const std::vector<std::string>& PreflightCheckNames() {
                                    "source-archiving",
                                    "source-role",
                                    "target-role",
-                                   "stanza"};
+                                   "stanza",
+                                   "patroni",
+                                   "patroni-roles",
+                                   "password-encryption"};
   return *kNames;
 }
 

@@ -9,12 +9,17 @@
 //
 // Patroni is first started by the fixture (PatroniNode); after the agent's STOP, the agent's
 // START runs the same argv detached. PatroniNode's destructor ends whichever Patroni runs.
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/fixture/etcd_server.h"
@@ -32,6 +37,8 @@ using nlohmann::json;
 constexpr int kTargetOctet = 12;
 constexpr int kPatroniRestPort = 8008;
 constexpr int kPostgresPort = 5432;
+constexpr char kPatroniSuperuser[] = "operator";
+constexpr int kExitFailed = 1;  // docs/cli.md: the migration (here its preflight) failed
 
 bool True(const json& document, absl::string_view path) { return At(document, path) == true; }
 
@@ -58,6 +65,8 @@ class PatroniTest : public ::testing::Test {
     patroni.rest_port = kPatroniRestPort;
     patroni.pg_port = kPostgresPort;
     patroni.etcd_hosts = {etcd_->ClientHostPort()};
+    // As Charmed PostgreSQL does: a superuser that a plain source does not have.
+    patroni.superuser = kPatroniSuperuser;
     PGH_ASSERT_OK_AND_ASSIGN(patroni_, PatroniNode::Create(rig_->dir().path(), patroni));
     PGH_ASSERT_OK(patroni_->Start());
 
@@ -221,6 +230,123 @@ TEST_F(PatroniTest, AgentReportsAndControlsPatroni) {
   EXPECT_EQ(Str(again, "result.values.detail"), "already running") << again.dump(2);
   PGH_ASSERT_OK_AND_ASSIGN(json status, RunPatroniTask("STATUS"));
   EXPECT_EQ(Str(status, "result.values.leader"), "true") << status.dump(2);
+}
+
+// What `pghaul preflight` reported: its exit code and the checks `pghaul status` stores.
+struct Preflighted {
+  int exit_code = -1;
+  std::string state;
+  std::map<std::string, json> checks;  // name -> check
+
+  std::map<std::string, std::string> NotPassing() const {
+    std::map<std::string, std::string> result;
+    for (const auto& [name, check] : checks) {
+      if (Str(check, "status") != "pass") result[name] = Str(check, "status");
+    }
+    return result;
+  }
+  std::string Describe() const {
+    std::string text = absl::StrCat("exit ", exit_code, ", state ", state, "\n");
+    for (const auto& [name, check] : checks) {
+      if (Str(check, "status") != "pass") absl::StrAppend(&text, "  ", check.dump(), "\n");
+    }
+    return text;
+  }
+};
+
+// Preflight of a plain source against the Patroni target (issue 9, part 4): Patroni's roles
+// must exist on the source (the restored catalogue is the source's), md5 passwords fail under
+// Patroni's scram-sha-256 lines, and a DCS Patroni cannot read is a failure.
+TEST_F(PatroniTest, PreflightNamesWhatAPatroniTargetNeedsFromTheSource) {
+  RigHostOptions legacy;
+  legacy.octet = 11;
+  legacy.initdb_args = {"--encoding=UTF8", "--locale=C.UTF-8"};  // as Patroni's initdb
+  PGH_ASSERT_OK(rig_->AddHost("legacy", legacy));
+  PgCluster& source = rig_->Cluster("legacy");
+
+  int plans = 0;
+  auto preflight = [&]() -> absl::StatusOr<Preflighted> {
+    PlanSpec spec = rig_->PosixPlan(absl::StrCat("p", ++plans), "target");
+    spec.target_data = patroni_->data_dir();
+    PGH_RETURN_IF_ERROR(rig_->ApplyPlan(spec));
+    PGH_ASSIGN_OR_RETURN(CommandResult run,
+                         rig_->Cli({"preflight", spec.name}, absl::Seconds(120)));
+    Preflighted result;
+    result.exit_code = run.exit_code;
+    PGH_ASSIGN_OR_RETURN(json status, rig_->Status(spec.name));
+    result.state = Str(status, "state");
+    for (const json& check : At(status, "preflight")) result.checks[Str(check, "name")] = check;
+    std::cout << result.Describe();
+    return result;
+  };
+
+  // 1. The source has none of Patroni's roles: operator, replicator, rewind.
+  PGH_ASSERT_OK_AND_ASSIGN(Preflighted first, preflight());
+  EXPECT_EQ(first.exit_code, kExitFailed) << first.Describe();
+  EXPECT_EQ(first.state, "failed");
+  EXPECT_EQ(first.checks.size(), 29u);
+  EXPECT_EQ(first.NotPassing(), (std::map<std::string, std::string>{{"patroni-roles", "fail"},
+                                                                    {"source-archiving", "warn"}}))
+      << first.Describe();
+  const json& patroni = first.checks["patroni"];
+  EXPECT_EQ(Str(patroni, "target"), "Patroni 3.0.2, DCS (etcd3) reachable, master")
+      << patroni.dump(2);
+  const json& roles = first.checks["patroni-roles"];
+  EXPECT_THAT(Str(roles, "message"),
+              ::testing::HasSubstr("role 'operator' (Patroni's superuser) does not exist on the "
+                                   "source"));
+  EXPECT_THAT(Str(roles, "message"), ::testing::HasSubstr("'replicator'"));
+  EXPECT_THAT(Str(roles, "fix"), ::testing::HasSubstr("CREATE ROLE operator SUPERUSER LOGIN"));
+  EXPECT_THAT(Str(roles, "fix"), ::testing::HasSubstr("CREATE ROLE replicator REPLICATION LOGIN"));
+  EXPECT_THAT(Str(roles, "fix"), ::testing::HasSubstr("CREATE ROLE rewind LOGIN"));
+  EXPECT_EQ(Str(roles, "target"), "superuser operator, replication replicator, rewind rewind");
+
+  // 2. The roles made as the fix says, plus an application role whose password is an md5 hash:
+  // the roles pass, and that role is named, since Patroni's pg_hba says scram-sha-256.
+  PGH_ASSERT_OK(rig_->RunSqlScript(source,
+                                   "CREATE ROLE operator SUPERUSER LOGIN;\n"
+                                   "CREATE ROLE replicator REPLICATION LOGIN;\n"
+                                   "CREATE ROLE rewind LOGIN;\n"
+                                   "SET password_encryption = 'md5';\n"
+                                   "CREATE ROLE app_md5 LOGIN PASSWORD 'app-secret';\n"
+                                   "CREATE ROLE app_md5_nologin NOLOGIN PASSWORD 'x';\n"));
+  PGH_ASSERT_OK_AND_ASSIGN(Preflighted second, preflight());
+  EXPECT_EQ(second.NotPassing(),
+            (std::map<std::string, std::string>{{"password-encryption", "fail"},
+                                                {"source-archiving", "warn"}}))
+      << second.Describe();
+  const json& encryption = second.checks["password-encryption"];
+  EXPECT_EQ(Str(encryption, "source"), "1 login role with md5: 'app_md5'") << encryption.dump(2);
+  EXPECT_EQ(Str(encryption, "target"),
+            "password_encryption=scram-sha-256, Patroni's pg_hba: scram-sha-256");
+  EXPECT_THAT(Str(encryption, "fix"), ::testing::HasSubstr("ALTER ROLE app_md5 PASSWORD"));
+  PGH_ASSERT_OK_AND_ASSIGN(const std::string hash, source.Query("SELECT rolpassword FROM pg_authid "
+                                                                "WHERE rolname = 'app_md5'"));
+  ASSERT_TRUE(absl::StartsWith(hash, "md5")) << hash;
+  EXPECT_THAT(encryption.dump(), ::testing::Not(::testing::HasSubstr(hash))) << "never a hash";
+  PGH_ASSERT_OK_AND_ASSIGN(json agent, rig_->cli().ShowAgent("legacy"));
+  EXPECT_THAT(agent.dump(), ::testing::Not(::testing::HasSubstr(hash))) << "never a hash";
+
+  // 3. The password set again as SCRAM: preflight passes.
+  PGH_ASSERT_OK(rig_->RunSqlScript(source,
+                                   "SET password_encryption = 'scram-sha-256';\n"
+                                   "ALTER ROLE app_md5 PASSWORD 'app-secret';\n"));
+  PGH_ASSERT_OK_AND_ASSIGN(Preflighted third, preflight());
+  EXPECT_EQ(third.exit_code, 0) << third.Describe();
+  EXPECT_EQ(third.state, "ready");
+  EXPECT_EQ(third.NotPassing(), (std::map<std::string, std::string>{{"source-archiving", "warn"}}))
+      << third.Describe();
+
+  // 4. etcd stopped: Patroni's REST API still answers, but GET /cluster does not, and
+  // preflight fails the patroni check.
+  PGH_ASSERT_OK(etcd_->Stop());
+  PGH_ASSERT_OK_AND_ASSIGN(Preflighted fourth, preflight());
+  EXPECT_EQ(fourth.exit_code, kExitFailed) << fourth.Describe();
+  const json& down = fourth.checks["patroni"];
+  EXPECT_EQ(Str(down, "status"), "fail") << down.dump(2);
+  EXPECT_THAT(Str(down, "message"), ::testing::HasSubstr("cannot read its DCS (etcd3)"));
+  EXPECT_THAT(Str(down, "target"), ::testing::HasSubstr("DCS (etcd3) not reachable"));
+  EXPECT_THAT(Str(down, "fix"), ::testing::HasSubstr("etcd3.hosts"));
 }
 
 TEST_F(PatroniTest, AnAgentWithoutPatroniSectionRefusesPatroniTasks) {

@@ -290,7 +290,7 @@ TEST_F(PreflightTest, IdenticalClustersPassWithOnlyTheArchivingRestartWarning) {
   PGH_ASSERT_OK_AND_ASSIGN(PreflightOutcome outcome,
                            Preflight(rig_->PosixPlan("identical", "twin")));
   ExpectAccepted(outcome, {});
-  EXPECT_EQ(outcome.checks.size(), 26u) << "every documented check, every time";
+  EXPECT_EQ(outcome.checks.size(), 29u) << "every documented check, every time";
   ExpectCheck(outcome, "source-archiving", "warn", "archive_mode=off", "");
   ExpectCheck(outcome, "data-checksums", "pass", "on", "on");
   ExpectCheck(outcome, "wal-segment-size", "pass", "16 MiB", "16 MiB");

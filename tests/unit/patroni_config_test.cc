@@ -1,4 +1,6 @@
 // The `patroni` section of agent.yaml (agent/patroni_config.h), read through ParseAgentConfig.
+#include "agent/patroni_config.h"
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -215,6 +217,82 @@ TEST(PatroniConfigTest, TheDocumentedExamplesParse) {
   ASSERT_TRUE(command->patroni.has_value());
   EXPECT_EQ(command->patroni->control, PatroniConfig::Control::kCommand);
   EXPECT_EQ(command->patroni->log_file, "/var/log/patroni/patroni.log");
+}
+
+// ---- patroni.yml itself (ParsePatroniFileSettings) ----
+
+TEST(PatroniFileSettingsTest, ReadsTheUsernamesAndPgHbaOfACharmStyleConfig) {
+  absl::StatusOr<PatroniFileSettings> settings = ParsePatroniFileSettings(R"yaml(
+scope: newdb
+bootstrap:
+  dcs:
+    postgresql:
+      pg_hba: [host all all 0.0.0.0/0 md5]
+postgresql:
+  authentication:
+    superuser: {username: operator, password: op-secret}
+    replication: {username: replication, password: repl-secret}
+    rewind:
+      username: rewind
+      password: rewind-secret
+  pg_hba:
+    - local all all trust
+    - host all all 127.0.0.1/32 scram-sha-256
+)yaml");
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->superuser, "operator");
+  EXPECT_EQ(settings->replication, "replication");
+  EXPECT_EQ(settings->rewind, "rewind");
+  // The local pg_hba wins over the bootstrap one.
+  EXPECT_THAT(settings->pg_hba,
+              ElementsAre("local all all trust", "host all all 127.0.0.1/32 scram-sha-256"));
+}
+
+TEST(PatroniFileSettingsTest, UnderstandsPatronisOlderLayoutAndDefaults) {
+  // No authentication section: postgresql.superuser / replication, pg_hba from bootstrap.dcs.
+  absl::StatusOr<PatroniFileSettings> old = ParsePatroniFileSettings(R"yaml(
+bootstrap:
+  dcs:
+    postgresql:
+      pg_hba: ["host replication repl 10.0.0.0/8 md5"]
+postgresql:
+  superuser: {username: admin, password: x}
+  replication: {username: repl, password: y}
+)yaml");
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->superuser, "admin");
+  EXPECT_EQ(old->replication, "repl");
+  EXPECT_EQ(old->rewind, "");
+  EXPECT_THAT(old->pg_hba, ElementsAre("host replication repl 10.0.0.0/8 md5"));
+
+  // pg_rewind stands in for a missing superuser; nothing at all is fine too.
+  absl::StatusOr<PatroniFileSettings> rewind = ParsePatroniFileSettings(
+      "postgresql: {authentication: {replication: {username: r}}, pg_rewind: {username: pr}}");
+  ASSERT_TRUE(rewind.ok()) << rewind.status();
+  EXPECT_EQ(rewind->superuser, "pr");
+  absl::StatusOr<PatroniFileSettings> empty = ParsePatroniFileSettings("scope: x");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->superuser, "");
+  EXPECT_TRUE(empty->pg_hba.empty());
+}
+
+TEST(PatroniFileSettingsTest, RefusesWhatIsNotAPatroniConfigWithoutQuotingPasswords) {
+  for (const char* text :
+       {"[1, 2]", "postgresql: {authentication: {superuser: operator}}",
+        "postgresql: {pg_hba: local all all trust}", "postgresql: {pg_hba: [[a, b]]}",
+        "postgresql: {authentication: {superuser: {username: [a]}}}",
+        "postgresql: {authentication: {superuser: {password: 'p4ss"}) {
+    absl::StatusOr<PatroniFileSettings> settings = ParsePatroniFileSettings(text);
+    EXPECT_TRUE(absl::IsInvalidArgument(settings.status())) << text << ": " << settings.status();
+    EXPECT_THAT(settings.status().message(), ::testing::Not(HasSubstr("p4ss")));
+  }
+}
+
+TEST(PatroniFileSettingsTest, AMissingFileIsNamed) {
+  absl::StatusOr<PatroniFileSettings> settings =
+      ReadPatroniFileSettings("/nonexistent/pghaul/patroni.yml");
+  EXPECT_FALSE(settings.ok());
+  EXPECT_THAT(settings.status().message(), HasSubstr("/nonexistent/pghaul/patroni.yml"));
 }
 
 }  // namespace

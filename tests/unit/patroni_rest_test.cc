@@ -47,6 +47,7 @@ TEST(PatroniStatusTest, ParsesALeadersStatus) {
   EXPECT_EQ(status->system_identifier, 7712463226578364238u);
   EXPECT_EQ(status->version, "3.0.2");
   EXPECT_EQ(status->scope, "newdb");
+  EXPECT_EQ(status->dcs_last_seen, 1795774000);
 }
 
 TEST(PatroniStatusTest, AStoppedPausedNodeLeavesTheRestAtDefaults) {
@@ -164,6 +165,73 @@ TEST(PatroniFactsTest, AnUnreachableApiIsAFactNotAFailure) {
   EXPECT_FALSE(facts.reachable());
   EXPECT_THAT(facts.error(), HasSubstr("127.0.0.1:1"));
   EXPECT_EQ(facts.state(), "");
+}
+
+// Patroni 3.0.2 with its etcd stopped (tried here): GET /patroni still answers, with the old
+// dcs_last_seen, while GET /cluster closes the connection without an answer once Patroni's etcd
+// client gives up.
+TEST(PatroniFactsTest, ADcsThatPatroniCannotReadIsReportedWithWhenItWasLastSeen) {
+  HttpTestServer server([](const std::string& request) -> std::vector<std::string> {
+    if (absl::StartsWith(request, "GET /cluster ")) return {};
+    return {HttpReply(200, kLeaderStatus)};
+  });
+  v1::PatroniFacts facts = GatherPatroniFacts(ConfigFor(server.port()));
+  EXPECT_TRUE(facts.reachable());
+  EXPECT_FALSE(facts.dcs_reachable());
+  EXPECT_THAT(facts.dcs_error(), HasSubstr(std::to_string(server.port())));
+  EXPECT_EQ(facts.dcs_last_seen().seconds(), 1795774000);
+  EXPECT_EQ(facts.error(), "") << "the DCS is not the REST API's error";
+}
+
+TEST(PatroniFactsTest, ADcsAnswerOfTheClusterMeansReachable) {
+  HttpTestServer server([](const std::string& request) -> std::vector<std::string> {
+    if (absl::StartsWith(request, "GET /cluster ")) {
+      return {HttpReply(200, R"({"members": [{"name": "n0", "role": "leader"}]})")};
+    }
+    return {HttpReply(200, kLeaderStatus)};
+  });
+  v1::PatroniFacts facts = GatherPatroniFacts(ConfigFor(server.port()));
+  EXPECT_TRUE(facts.dcs_reachable());
+  EXPECT_EQ(facts.dcs_error(), "");
+  std::vector<std::string> requests = server.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_THAT(requests[1], ::testing::StartsWith("GET /cluster HTTP/1.1"));
+}
+
+TEST(PatroniFactsTest, ReadsTheRolesAndPgHbaOfTheConfigFileButNoPassword) {
+  const std::string path = ::testing::TempDir() + "/patroni-facts.yml";
+  {
+    FILE* file = fopen(path.c_str(), "w");
+    ASSERT_NE(file, nullptr);
+    fputs(
+        "scope: newdb\n"
+        "postgresql:\n"
+        "  authentication:\n"
+        "    superuser: {username: operator, password: op-secret}\n"
+        "    replication: {username: replication, password: repl-secret}\n"
+        "    rewind: {username: rewind, password: rewind-secret}\n"
+        "  pg_hba:\n"
+        "    - local all all trust\n"
+        "    - host all all 127.0.0.1/32 scram-sha-256\n",
+        file);
+    fclose(file);
+  }
+  PatroniConfig config = ConfigFor(1);  // the file is read whether or not Patroni answers
+  config.config_file = path;
+  v1::PatroniFacts facts = GatherPatroniFacts(config);
+  EXPECT_FALSE(facts.reachable());
+  EXPECT_TRUE(facts.config_read()) << facts.config_error();
+  EXPECT_EQ(facts.superuser(), "operator");
+  EXPECT_EQ(facts.replication_user(), "replication");
+  EXPECT_EQ(facts.rewind_user(), "rewind");
+  EXPECT_THAT(facts.pg_hba(), ::testing::ElementsAre("local all all trust",
+                                                     "host all all 127.0.0.1/32 scram-sha-256"));
+  EXPECT_THAT(facts.DebugString(), ::testing::Not(HasSubstr("secret")));
+  remove(path.c_str());
+
+  facts = GatherPatroniFacts(config);
+  EXPECT_FALSE(facts.config_read());
+  EXPECT_THAT(facts.config_error(), HasSubstr(path));
 }
 
 }  // namespace

@@ -79,6 +79,14 @@ v1::HostFacts HealthyFacts(const std::string& hostname, uint64_t system_id) {
   pg.set_current_user("postgres");
   pg.set_is_superuser(true);
   pg.set_database_size_bytes(10 * kGiB);
+  pg.set_password_encryption("scram-sha-256");
+  pg.set_roles_listed(true);
+  pg.set_password_hashes_read(true);
+  v1::Role* postgres = pg.add_roles();
+  postgres->set_name("postgres");
+  postgres->set_superuser(true);
+  postgres->set_replication(true);
+  postgres->set_can_login(true);
   return facts;
 }
 
@@ -148,9 +156,9 @@ TEST_F(PreflightChecksTest, HealthyPairPassesEveryCheckInTheDocumentedOrder) {
   std::vector<std::string> names;
   for (const v1::CheckResult& result : results) names.push_back(result.name());
   EXPECT_THAT(names, ElementsAreArray(PreflightCheckNames()));
-  EXPECT_EQ(names.size(), 26u);
+  EXPECT_EQ(names.size(), 29u);
   EXPECT_TRUE(PreflightPassed(results));
-  EXPECT_EQ(SummarizePreflight(results), "26 pass, 0 warn, 0 fail");
+  EXPECT_EQ(SummarizePreflight(results), "29 pass, 0 warn, 0 fail");
 }
 
 TEST_F(PreflightChecksTest, CheckNamesAreKebabCaseAndDocumented) {
@@ -172,14 +180,14 @@ TEST_F(PreflightChecksTest, AnyFailStopsThePreflightAndIsNamedInTheSummary) {
   input_.target.set_architecture("aarch64");
   std::vector<v1::CheckResult> results = RunPreflightChecks(input_);
   EXPECT_FALSE(PreflightPassed(results));
-  EXPECT_EQ(SummarizePreflight(results), "25 pass, 0 warn, 1 fail: architecture");
+  EXPECT_EQ(SummarizePreflight(results), "28 pass, 0 warn, 1 fail: architecture");
 }
 
 TEST_F(PreflightChecksTest, WarningsDoNotStopThePreflight) {
   TargetPg().set_data_checksums(false);
   std::vector<v1::CheckResult> results = RunPreflightChecks(input_);
   EXPECT_TRUE(PreflightPassed(results));
-  EXPECT_EQ(SummarizePreflight(results), "25 pass, 1 warn, 0 fail");
+  EXPECT_EQ(SummarizePreflight(results), "28 pass, 1 warn, 0 fail");
 }
 
 TEST_F(PreflightChecksTest, OfflineAgentFailsAndIsNamed) {
@@ -789,6 +797,312 @@ TEST_F(PreflightChecksTest, MalformedInfoOutputFails) {
     input_.stanza_info_json = json;
     ExpectStatus(Run("stanza"), kCheckFail);
   }
+}
+
+// ---- Patroni targets (issue 9) ----
+
+// The names before the Patroni checks keep their places; the new ones come last.
+TEST_F(PreflightChecksTest, PatroniChecksAreAppendedAfterTheEarlierNames) {
+  const std::vector<std::string>& names = PreflightCheckNames();
+  ASSERT_EQ(names.size(), 29u);
+  EXPECT_EQ(names[0], "agents-online");
+  EXPECT_EQ(names[25], "stanza");
+  EXPECT_EQ(names[26], "patroni");
+  EXPECT_EQ(names[27], "patroni-roles");
+  EXPECT_EQ(names[28], "password-encryption");
+}
+
+class PatroniPreflightTest : public PreflightChecksTest {
+ protected:
+  PatroniPreflightTest() {
+    // A target like the probe's (shared/reference/patroni-target.md): Patroni 3.0.2, superuser
+    // operator, and scram-sha-256 host lines.
+    v1::PatroniFacts& patroni = Patroni();
+    patroni.set_rest_api("10.0.0.5:8008");
+    patroni.set_config_file("/etc/patroni/patroni.yml");
+    patroni.set_dcs("etcd3");
+    patroni.set_reachable(true);
+    patroni.set_version("3.0.2");
+    patroni.set_scope("newdb");
+    patroni.set_state("running");
+    patroni.set_role("master");
+    patroni.set_leader(true);
+    patroni.set_dcs_reachable(true);
+    *patroni.mutable_dcs_last_seen() = ToProto(absl::FromUnixSeconds(1795703360));
+    patroni.set_config_read(true);
+    patroni.set_superuser("operator");
+    patroni.set_replication_user("replication");
+    patroni.set_rewind_user("rewind");
+    for (const char* line : {"local all all trust", "host all all 127.0.0.1/32 scram-sha-256",
+                             "host replication replication 10.0.0.0/8 scram-sha-256"}) {
+      patroni.add_pg_hba(line);
+    }
+    AddSourceRole("operator", /*superuser=*/true, /*replication=*/false, /*login=*/true);
+    AddSourceRole("replication", false, true, true);
+    AddSourceRole("rewind", false, false, true);
+  }
+
+  v1::PatroniFacts& Patroni() { return *input_.target.mutable_patroni(); }
+
+  v1::Role& AddSourceRole(const std::string& name, bool superuser, bool replication, bool login,
+                          bool md5 = false) {
+    v1::Role* role = SourcePg().add_roles();
+    role->set_name(name);
+    role->set_superuser(superuser);
+    role->set_replication(replication);
+    role->set_can_login(login);
+    role->set_md5_password(md5);
+    return *role;
+  }
+
+  void RemoveSourceRole(const std::string& name) {
+    auto* roles = SourcePg().mutable_roles();
+    for (int i = 0; i < roles->size(); ++i) {
+      if (roles->Get(i).name() == name) {
+        roles->DeleteSubrange(i, 1);
+        return;
+      }
+    }
+    ADD_FAILURE() << "no source role " << name;
+  }
+};
+
+TEST_F(PatroniPreflightTest, HealthyPatroniTargetPassesEveryCheck) {
+  EXPECT_THAT(NotPassing(), IsEmpty());
+  v1::CheckResult patroni = Run("patroni");
+  EXPECT_EQ(patroni.target(), "Patroni 3.0.2, DCS (etcd3) reachable, master");
+  EXPECT_THAT(patroni.message(), HasSubstr("answers at 10.0.0.5:8008"));
+  v1::CheckResult roles = Run("patroni-roles");
+  EXPECT_EQ(roles.target(), "superuser operator, replication replication, rewind rewind");
+  EXPECT_EQ(roles.source(),
+            "operator (superuser, login), replication (replication, login), rewind (login)");
+}
+
+TEST_F(PatroniPreflightTest, TargetWithoutPatroniPassesTheThreeChecks) {
+  input_.target.clear_patroni();
+  for (const char* name : {"patroni", "patroni-roles"}) {
+    v1::CheckResult result = Run(name);
+    ExpectStatus(result, kCheckPass);
+    EXPECT_EQ(result.target(), "not managed by Patroni");
+    EXPECT_THAT(result.message(), HasSubstr("not managed by Patroni"));
+  }
+  // Even a source without the roles Patroni would need.
+  RemoveSourceRole("operator");
+  ExpectStatus(Run("patroni-roles"), kCheckPass);
+  ExpectStatus(Run("password-encryption"), kCheckPass);
+}
+
+TEST_F(PatroniPreflightTest, UnansweredRestApiFailsNamingTheAddressAndTheError) {
+  Patroni().set_reachable(false);
+  Patroni().set_error("Patroni's REST API at 10.0.0.5:8008: connection refused");
+  v1::CheckResult result = Run("patroni");
+  ExpectStatus(result, kCheckFail);
+  EXPECT_EQ(result.target(), "not reachable");
+  EXPECT_THAT(result.message(),
+              AllOf(HasSubstr("Patroni's REST API at 10.0.0.5:8008 did not answer"),
+                    HasSubstr("connection refused")));
+  EXPECT_THAT(result.fix(),
+              AllOf(HasSubstr("start Patroni"), HasSubstr("patroni.rest_api.address")));
+}
+
+TEST_F(PatroniPreflightTest, PatroniVersionsOtherThanThreeZeroWarnAndOlderOnesFail) {
+  for (const char* tested : {"3.0.0", "3.0.2", "3.0.4"}) {
+    Patroni().set_version(tested);
+    ExpectStatus(Run("patroni"), kCheckPass);
+  }
+  for (const char* untested : {"3.1.0", "3.3.2", "4.0.4"}) {
+    Patroni().set_version(untested);
+    v1::CheckResult result = Run("patroni");
+    ExpectStatus(result, kCheckWarn);
+    EXPECT_THAT(result.message(), HasSubstr("not tested")) << untested;
+  }
+  for (const char* old : {"2.1.7", "1.6.5"}) {
+    Patroni().set_version(old);
+    v1::CheckResult result = Run("patroni");
+    ExpectStatus(result, kCheckFail);
+    EXPECT_THAT(result.message(), HasSubstr("older than 3.0")) << old;
+    EXPECT_THAT(result.fix(), HasSubstr("upgrade Patroni"));
+  }
+  for (const char* unknown : {"", "three"}) {
+    Patroni().set_version(unknown);
+    ExpectStatus(Run("patroni"), kCheckWarn);
+    EXPECT_THAT(Run("patroni").message(), HasSubstr("version is unknown"));
+  }
+}
+
+TEST_F(PatroniPreflightTest, UnreachableDcsFailsWithHowLongAgoPatroniLastSawIt) {
+  Patroni().set_dcs_reachable(false);
+  Patroni().set_dcs_error(
+      "Patroni's REST API at 10.0.0.5:8008: connection closed before the "
+      "response");
+  // Facts gathered at 1795703362; Patroni last read etcd 62 s before.
+  *Patroni().mutable_dcs_last_seen() = ToProto(absl::FromUnixSeconds(1795703300));
+  v1::CheckResult result = Run("patroni");
+  ExpectStatus(result, kCheckFail);
+  EXPECT_EQ(result.target(), "Patroni 3.0.2, DCS (etcd3) not reachable, master");
+  EXPECT_THAT(result.message(),
+              AllOf(HasSubstr("cannot read its DCS (etcd3)"), HasSubstr("connection closed"),
+                    HasSubstr("last read it 1m2s before")));
+  EXPECT_THAT(result.fix(), HasSubstr("etcd3.hosts"));
+  // An untested version as well: still a fail, and both are said.
+  Patroni().set_version("3.2.0");
+  result = Run("patroni");
+  ExpectStatus(result, kCheckFail);
+  EXPECT_THAT(result.message(), AllOf(HasSubstr("not tested"), HasSubstr("cannot read")));
+}
+
+TEST_F(PatroniPreflightTest, AgentThatDoesNotReportTheDcsWarns) {
+  Patroni().set_dcs_reachable(false);
+  Patroni().clear_dcs_last_seen();
+  v1::CheckResult result = Run("patroni");
+  ExpectStatus(result, kCheckWarn);
+  EXPECT_THAT(result.fix(), HasSubstr("upgrade the target's pghaul-agent"));
+}
+
+TEST_F(PatroniPreflightTest, MissingSuperuserOnTheSourceFailsNamingItAndTheStatement) {
+  RemoveSourceRole("operator");
+  v1::CheckResult result = Run("patroni-roles");
+  ExpectStatus(result, kCheckFail);
+  EXPECT_THAT(result.message(),
+              HasSubstr("role 'operator' (Patroni's superuser) does not exist on the source"));
+  EXPECT_THAT(result.fix(), AllOf(HasSubstr("on the source, before the backup"),
+                                  HasSubstr("CREATE ROLE operator SUPERUSER LOGIN")));
+  EXPECT_THAT(result.fix(), Not(HasSubstr("replication")));
+  EXPECT_THAT(result.source(), HasSubstr("operator missing"));
+}
+
+TEST_F(PatroniPreflightTest, RolesWithoutTheNeededAttributesFailWithAlterRole) {
+  RemoveSourceRole("operator");
+  RemoveSourceRole("replication");
+  RemoveSourceRole("rewind");
+  AddSourceRole("operator", /*superuser=*/false, false, /*login=*/true);
+  AddSourceRole("replication", false, /*replication=*/false, true);
+  AddSourceRole("rewind", false, false, /*login=*/false);
+  v1::CheckResult result = Run("patroni-roles");
+  ExpectStatus(result, kCheckFail);
+  EXPECT_THAT(
+      result.message(),
+      AllOf(HasSubstr("'operator' (Patroni's superuser) exists on the source without "
+                      "SUPERUSER"),
+            HasSubstr("'replication' (Patroni's replication user) exists on the source "
+                      "without REPLICATION"),
+            HasSubstr("'rewind' (Patroni's rewind user) exists on the source without LOGIN")));
+  EXPECT_THAT(result.fix(), AllOf(HasSubstr("ALTER ROLE operator SUPERUSER"),
+                                  HasSubstr("ALTER ROLE replication REPLICATION"),
+                                  HasSubstr("ALTER ROLE rewind LOGIN")));
+}
+
+TEST_F(PatroniPreflightTest, SuperuserServesAsReplicationUser) {
+  Patroni().set_replication_user("operator");
+  Patroni().clear_rewind_user();
+  v1::CheckResult result = Run("patroni-roles");
+  ExpectStatus(result, kCheckPass);
+  EXPECT_EQ(result.target(), "superuser operator, replication operator");
+}
+
+TEST_F(PatroniPreflightTest, OddRoleNamesAreQuotedInTheFix) {
+  Patroni().set_superuser("Ops Admin");
+  v1::CheckResult result = Run("patroni-roles");
+  ExpectStatus(result, kCheckFail);
+  EXPECT_THAT(result.fix(), HasSubstr(R"(CREATE ROLE "Ops Admin" SUPERUSER LOGIN)"));
+}
+
+TEST_F(PatroniPreflightTest, UnnamedSuperuserOrUnreadableConfigOrTruncatedListIsSaid) {
+  Patroni().clear_superuser();
+  v1::CheckResult result = Run("patroni-roles");
+  ExpectStatus(result, kCheckWarn);
+  EXPECT_THAT(result.message(), HasSubstr("Patroni's superuser is not named in"));
+
+  Patroni().set_config_read(false);
+  Patroni().set_config_error(
+      "cannot read Patroni's configuration /etc/patroni/patroni.yml: "
+      "Permission denied");
+  result = Run("patroni-roles");
+  ExpectStatus(result, kCheckFail);
+  EXPECT_THAT(result.message(), HasSubstr("Permission denied"));
+  EXPECT_THAT(result.fix(), HasSubstr("read Patroni's configuration file"));
+
+  Patroni().clear_config_error();  // an agent that does not read the file yet
+  EXPECT_THAT(Run("patroni-roles").message(), HasSubstr("not compared"));
+
+  Patroni().set_config_read(true);
+  Patroni().set_superuser("operator");
+  RemoveSourceRole("operator");
+  SourcePg().set_roles_truncated(true);
+  result = Run("patroni-roles");
+  ExpectStatus(result, kCheckWarn);
+  EXPECT_THAT(result.message(), HasSubstr("cut short"));
+}
+
+TEST_F(PatroniPreflightTest, SourceWithoutRoleFactsIsNotCompared) {
+  SourcePg().set_roles_listed(false);
+  SourcePg().clear_roles();
+  for (const char* name : {"patroni-roles", "password-encryption"}) {
+    v1::CheckResult result = Run(name);
+    ExpectStatus(result, kCheckWarn);
+    EXPECT_THAT(result.message(), HasSubstr("not compared")) << name;
+  }
+}
+
+TEST_F(PatroniPreflightTest, Md5RolesFailUnderPatronisScramLinesNamingUpToTen) {
+  AddSourceRole("app", false, false, true, /*md5=*/true);
+  AddSourceRole("nologin_md5", false, false, /*login=*/false, /*md5=*/true);  // cannot log in
+  v1::CheckResult result = Run("password-encryption");
+  ExpectStatus(result, kCheckFail);
+  EXPECT_EQ(result.source(), "1 login role with md5: 'app'");
+  EXPECT_EQ(result.target(), "password_encryption=scram-sha-256, Patroni's pg_hba: scram-sha-256");
+  EXPECT_THAT(result.message(), AllOf(HasSubstr("'app'"), Not(HasSubstr("nologin_md5")),
+                                      HasSubstr("host all all 127.0.0.1/32 scram-sha-256"),
+                                      HasSubstr("does not have a valid SCRAM secret")));
+  EXPECT_THAT(result.fix(),
+              AllOf(HasSubstr("SET password_encryption = 'scram-sha-256'"),
+                    HasSubstr("ALTER ROLE app PASSWORD '...'"), HasSubstr("md5 lines")));
+
+  for (int i = 0; i < 11; ++i) AddSourceRole(absl::StrCat("user", i), false, false, true, true);
+  result = Run("password-encryption");
+  EXPECT_THAT(result.source(), AllOf(HasSubstr("12 login roles with md5"), HasSubstr("'user8'"),
+                                     Not(HasSubstr("'user9'")), HasSubstr("and 2 more")));
+}
+
+TEST_F(PatroniPreflightTest, Md5RolesOnlyWarnWhereOnlyPasswordEncryptionSaysScram) {
+  AddSourceRole("app", false, false, true, /*md5=*/true);
+  // Patroni's scram lines name other users; only md5 lines could match app.
+  Patroni().clear_pg_hba();
+  Patroni().add_pg_hba("host replication replication 10.0.0.0/8 scram-sha-256");
+  Patroni().add_pg_hba("host all app 10.0.0.0/8 md5");
+  Patroni().add_pg_hba("# host all all 0.0.0.0/0 scram-sha-256");
+  v1::CheckResult result = Run("password-encryption");
+  ExpectStatus(result, kCheckWarn);
+  EXPECT_THAT(result.message(), HasSubstr("password_encryption"));
+  EXPECT_THAT(result.fix(), HasSubstr("ALTER ROLE app PASSWORD"));
+
+  // A plain target (no Patroni) with scram-sha-256 hashing warns the same way.
+  input_.target.clear_patroni();
+  ExpectStatus(Run("password-encryption"), kCheckWarn);
+  // One that still hashes with md5 demands nothing.
+  TargetPg().set_password_encryption("md5");
+  ExpectStatus(Run("password-encryption"), kCheckPass);
+}
+
+TEST_F(PatroniPreflightTest, ScramLineNamingTheRoleOrAQuotedListFails) {
+  AddSourceRole("Report User", false, false, true, /*md5=*/true);
+  Patroni().clear_pg_hba();
+  Patroni().add_pg_hba("hostssl all admin,\"Report User\" 0.0.0.0/0 scram-sha-256");
+  ExpectStatus(Run("password-encryption"), kCheckFail);
+  Patroni().clear_pg_hba();
+  Patroni().add_pg_hba("local all \"Report User\" scram-sha-256");
+  ExpectStatus(Run("password-encryption"), kCheckFail);
+  Patroni().clear_pg_hba();
+  Patroni().add_pg_hba("host all admin 10.0.0.1 255.255.255.255 scram-sha-256");
+  ExpectStatus(Run("password-encryption"), kCheckWarn);
+}
+
+TEST_F(PatroniPreflightTest, SourceAgentThatCannotReadHashesWarns) {
+  SourcePg().set_password_hashes_read(false);
+  SourcePg().set_current_user("pghaul");
+  v1::CheckResult result = Run("password-encryption");
+  ExpectStatus(result, kCheckWarn);
+  EXPECT_THAT(result.message(), HasSubstr("'pghaul' may not read pg_authid"));
 }
 
 TEST(PreflightFormatTest, VersionsAndSizesReadNaturally) {
