@@ -1,17 +1,16 @@
 #include "agent/hba_fence.h"
 
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 
 namespace pghaul::agent {
 namespace {
@@ -128,53 +127,16 @@ absl::Status ReplaceFileKeepingOwner(const std::string& path, absl::string_view 
     return absl::FailedPreconditionError(
         absl::StrCat(target, " (", path, ") is not a regular file: not replaced"));
   }
-  const size_t slash = target.rfind('/');
-  const std::string dir = slash == 0 ? "/" : target.substr(0, slash);
-  // A fresh name per attempt, created with O_EXCL | O_NOFOLLOW: a file or link already there
-  // (left by a crash of an agent with the same pid, or planted) is never written through.
-  static std::atomic<uint64_t> attempts{0};
-  std::string temp;
-  int fd = -1;
-  for (int tries = 0; tries < 100 && fd < 0; ++tries) {
-    temp = absl::StrCat(target, ".pghaul-tmp.", ::getpid(), ".", attempts.fetch_add(1));
-    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST) return ErrnoError("cannot create", temp, errno);
+  // Owner (only root may give it away; as the owner itself there is nothing to do) and mode
+  // of the original, given to the temporary before anything is written.
+  AtomicWriteOptions options{.mode = st.st_mode & 07777, .exact_mode = true,
+                             .sync_directory = true};
+  if (::geteuid() == 0 || st.st_uid != ::geteuid()) {
+    options.set_owner = true;
+    options.uid = st.st_uid;
+    options.gid = st.st_gid;
   }
-  if (fd < 0) return ErrnoError("cannot create", temp, EEXIST);
-  auto fail = [&](absl::string_view what, int err) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return ErrnoError(what, temp, err);
-  };
-  // Owner first (only root may give it away; as the owner itself this is a no-op), then mode.
-  if ((::geteuid() == 0 || st.st_uid != ::geteuid()) && ::fchown(fd, st.st_uid, st.st_gid) != 0) {
-    return fail("cannot give the owner of the original to", errno);
-  }
-  if (::fchmod(fd, st.st_mode & 07777) != 0) return fail("cannot set the mode of", errno);
-  size_t written = 0;
-  while (written < contents.size()) {
-    ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("cannot write", errno);
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) return fail("cannot flush", errno);
-  if (::close(fd) != 0) {
-    int err = errno;
-    ::unlink(temp.c_str());
-    return ErrnoError("cannot close", temp, err);
-  }
-  if (::rename(temp.c_str(), target.c_str()) != 0) {
-    int err = errno;
-    ::unlink(temp.c_str());
-    return ErrnoError("cannot rename into", target, err);
-  }
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
-  return absl::OkStatus();
+  return WriteFileAtomicallyWith(target, contents, options);
 }
 
 }  // namespace pghaul::agent

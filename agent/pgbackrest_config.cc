@@ -29,7 +29,7 @@ absl::Status Annotated(absl::Status status, absl::string_view context) {
 
 constexpr char kSecretsFileName[] = "secrets.conf";
 // Temporaries are "secrets.conf.tmp.XXXXXX": not "*.conf", so pgBackRest never reads one.
-constexpr char kSecretsTempInfix[] = ".tmp.";
+constexpr char kSecretsTempInfix[] = ".tmp.";  // as WriteFileAtomicallyWith names its temporaries
 
 // Secrets are checked without ever echoing them. They must survive both an environment variable
 // (no NUL) and a line of secrets.conf (no line break; pgBackRest trims whitespace around values).
@@ -234,42 +234,19 @@ absl::Status MakePrivateDirectory(const std::string& dir, const PgBackRestEnviro
   return Chown(dir, env);
 }
 
-// Writes `contents` to `path` (in `dir`) so that no other user can ever read it: mkostemp
-// creates the temporary with 0600, fchmod makes that exact whatever the umask, fchown gives it
-// to the run-as user, all before anything is written; then fsync, rename, fsync of `dir`.
-absl::Status WritePrivateFile(const std::string& dir, const std::string& path,
-                              absl::string_view contents, const PgBackRestEnvironment& env) {
-  std::string temp = absl::StrCat(path, kSecretsTempInfix, "XXXXXX");
-  int fd = mkostemp(temp.data(), O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("cannot create a temporary file like", temp, errno);
-  auto fail = [&](absl::string_view what, int err) {
-    close(fd);
-    unlink(temp.c_str());
-    return ErrnoStatus(what, temp, err);
-  };
-  if (fchmod(fd, 0600) != 0) return fail("cannot chmod", errno);
-  if (env.run_as_uid != static_cast<uid_t>(-1) && fchown(fd, env.run_as_uid, env.run_as_gid) != 0) {
-    return fail("cannot chown", errno);
+// Writes `contents` to `path` (in `dir`) so that no other user can ever read it: the temporary
+// is created 0600, made exactly that whatever the umask and given to the run-as user before
+// anything is written; then fsync, rename, fsync of `dir`. Its name has kSecretsTempInfix, so a
+// crash's leftover is found by RemoveSecretsFiles.
+absl::Status WritePrivateFile(const std::string& path, absl::string_view contents,
+                              const PgBackRestEnvironment& env) {
+  AtomicWriteOptions options{.mode = 0600, .exact_mode = true, .sync_directory = true};
+  if (env.run_as_uid != static_cast<uid_t>(-1)) {
+    options.set_owner = true;
+    options.uid = env.run_as_uid;
+    options.gid = env.run_as_gid;
   }
-  size_t written = 0;
-  while (written < contents.size()) {
-    ssize_t n = write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("cannot write", errno);
-    written += static_cast<size_t>(n);
-  }
-  if (fsync(fd) != 0) return fail("cannot fsync", errno);
-  if (close(fd) != 0) {
-    int err = errno;
-    unlink(temp.c_str());
-    return ErrnoStatus("cannot close", temp, err);
-  }
-  if (rename(temp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    unlink(temp.c_str());
-    return ErrnoStatus("cannot rename into", path, err);
-  }
-  return SyncDirectory(dir);
+  return WriteFileAtomicallyWith(path, contents, options);
 }
 
 // Removes secrets.conf and any temporary of it a crash left behind.
@@ -469,7 +446,7 @@ absl::Status WriteSecretsConfig(const PgBackRestEnvironment& env, absl::string_v
   const std::string dir = ConfigIncludePath(env, migration_id);
   PGH_RETURN_IF_ERROR(MakePrivateDirectory(dir, env));
   if (text.empty()) return RemoveSecretsFiles(dir);
-  return WritePrivateFile(dir, SecretsConfigPath(env, migration_id), text, env);
+  return WritePrivateFile(SecretsConfigPath(env, migration_id), text, env);
 }
 
 std::vector<std::string> SecretEnvironment(const v1::Secrets& secrets) {

@@ -84,40 +84,16 @@ absl::StatusOr<std::string> ReadOpenFile(int fd, const std::string& path, size_t
 // skipped rather than reused.
 std::atomic<uint64_t> temp_counter{0};
 
-absl::Status WriteAtomically(const std::string& path, absl::string_view contents, unsigned mode,
-                             bool exact_mode) {
-  std::string temp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    temp = absl::StrCat(path, ".tmp.", ::getpid(), ".", temp_counter.fetch_add(1));
-    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0 && errno != EEXIST) return ErrnoError("cannot create", temp, errno);
-  }
-  if (fd < 0) return ErrnoError("cannot create", temp, EEXIST);
-  auto fail = [&](absl::string_view what, int err) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return ErrnoError(what, temp, err);
-  };
-  if (exact_mode && ::fchmod(fd, mode) != 0) return fail("cannot chmod", errno);
-  size_t written = 0;
-  while (written < contents.size()) {
-    ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("cannot write", errno);
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) return fail("cannot flush", errno);
-  if (::close(fd) != 0) {
-    int err = errno;
-    ::unlink(temp.c_str());
-    return ErrnoError("cannot flush", temp, err);
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(temp.c_str());
-    return ErrnoError("cannot rename into", path, err);
-  }
+absl::Status SyncDirectoryOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open directory", dir, errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoError("cannot fsync directory", dir, err);
   return absl::OkStatus();
 }
 
@@ -182,14 +158,56 @@ absl::Status CheckNoSymlinksBelow(const std::string& base, const std::string& pa
   return absl::OkStatus();
 }
 
+absl::Status WriteFileAtomicallyWith(const std::string& path, absl::string_view contents,
+                                     const AtomicWriteOptions& options) {
+  std::string temp;
+  int fd = -1;
+  const unsigned create_mode = options.exact_mode ? 0600 : options.mode;
+  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+    temp = absl::StrCat(path, ".tmp.", ::getpid(), ".", temp_counter.fetch_add(1));
+    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, create_mode);
+    if (fd < 0 && errno != EEXIST) return ErrnoError("cannot create", temp, errno);
+  }
+  if (fd < 0) return ErrnoError("cannot create", temp, EEXIST);
+  auto fail = [&](absl::string_view what, int err) {
+    ::close(fd);
+    ::unlink(temp.c_str());
+    return ErrnoError(what, temp, err);
+  };
+  // Owner first (giving a file away may clear set-id bits), then the mode.
+  if (options.set_owner && ::fchown(fd, options.uid, options.gid) != 0) {
+    return fail("cannot chown", errno);
+  }
+  if (options.exact_mode && ::fchmod(fd, options.mode) != 0) return fail("cannot chmod", errno);
+  size_t written = 0;
+  while (written < contents.size()) {
+    ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("cannot write", errno);
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("cannot flush", errno);
+  if (::close(fd) != 0) {
+    int err = errno;
+    ::unlink(temp.c_str());
+    return ErrnoError("cannot flush", temp, err);
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(temp.c_str());
+    return ErrnoError("cannot rename into", path, err);
+  }
+  return options.sync_directory ? SyncDirectoryOf(path) : absl::OkStatus();
+}
+
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents,
                                  unsigned mode) {
-  return WriteAtomically(path, contents, mode, /*exact_mode=*/false);
+  return WriteFileAtomicallyWith(path, contents, {.mode = mode});
 }
 
 absl::Status WriteFileAtomicallyWithMode(const std::string& path, absl::string_view contents,
                                          unsigned mode) {
-  return WriteAtomically(path, contents, mode, /*exact_mode=*/true);
+  return WriteFileAtomicallyWith(path, contents, {.mode = mode, .exact_mode = true});
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {

@@ -1,6 +1,8 @@
 // Small file helpers with absl::Status errors that name the path.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "absl/status/status.h"
@@ -39,6 +41,23 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 // WriteFileAtomically with exactly `mode`, whatever the umask (fchmod before the rename).
 absl::Status WriteFileAtomicallyWithMode(const std::string& path, absl::string_view contents,
                                          unsigned mode);
+
+// Everything WriteFileAtomically can do, for the files that need more: an owner or an exact mode
+// given to the temporary before a byte is written, and the directory fsynced after the rename.
+struct AtomicWriteOptions {
+  unsigned mode = 0640;
+  // fchmod to exactly `mode` whatever the umask (the temporary is created 0600 until then).
+  bool exact_mode = false;
+  // fchown to uid:gid first (only root may give a file away).
+  bool set_owner = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  // fsync the directory after the rename, so that the replacement survives a crash.
+  bool sync_directory = false;
+};
+// The temporary is `<path>.tmp.<pid>.<n>`, so that a cleanup can find one a crash left.
+absl::Status WriteFileAtomicallyWith(const std::string& path, absl::string_view contents,
+                                     const AtomicWriteOptions& options);
 
 // Follows symbolic links: for files the operator names (configuration, TLS material).
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = 16 << 20);
