@@ -129,8 +129,8 @@ absl::Status ReplaceFileKeepingOwner(const std::string& path, absl::string_view 
   }
   // Owner (only root may give it away; as the owner itself there is nothing to do) and mode
   // of the original, given to the temporary before anything is written.
-  AtomicWriteOptions options{.mode = st.st_mode & 07777, .exact_mode = true,
-                             .sync_directory = true};
+  AtomicWriteOptions options{
+      .mode = st.st_mode & 07777, .exact_mode = true, .sync_directory = true};
   if (::geteuid() == 0 || st.st_uid != ::geteuid()) {
     options.set_owner = true;
     options.uid = st.st_uid;
