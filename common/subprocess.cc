@@ -177,7 +177,9 @@ absl::Status Subprocess::Start() {
   if (!spec_.working_directory.empty()) {
     posix_spawn_file_actions_addchdir_np(&actions, spec_.working_directory.c_str());
   }
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(
+      &actions, STDIN_FILENO, spec_.stdin_path.empty() ? "/dev/null" : spec_.stdin_path.c_str(),
+      O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
   // Descriptors some library opened without O_CLOEXEC (sockets, files) must not leak into the

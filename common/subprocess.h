@@ -19,7 +19,7 @@
 //   too, so no descendant that stayed in the group outlives the run. A descendant that moved to
 //   its own session (e.g. a daemonizing postmaster) is left alone; if it keeps the output pipes
 //   open, Wait() stops reading two seconds after the direct child exited.
-// - stdin is /dev/null, so a child never blocks reading a terminal.
+// - stdin is /dev/null (or a file the caller names), so a child never blocks reading a terminal.
 #pragma once
 
 #include <sys/types.h>
@@ -46,6 +46,9 @@ struct SubprocessSpec {
   std::vector<std::string> argv;                      // argv[0] is an absolute path
   std::vector<std::string> env;                       // the child's whole environment, "K=V"
   std::string working_directory;                      // empty: inherit the caller's
+  // A file opened read-only as the child's stdin (by the caller's user, before exec); empty:
+  // /dev/null. A file that cannot be opened fails Start() (FailedPrecondition).
+  std::string stdin_path;
   absl::Duration timeout = absl::InfiniteDuration();  // counted from Start()
   absl::Duration kill_grace = absl::Seconds(10);      // between SIGTERM and SIGKILL
 };

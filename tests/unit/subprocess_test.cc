@@ -99,6 +99,25 @@ TEST(SubprocessTest, ReportsTheExitCode) {
   EXPECT_TRUE(result->Succeeded());
 }
 
+TEST(SubprocessTest, StdinIsTheNamedFile) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/stdin-", getpid(), ".txt");
+  FILE* file = fopen(path.c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  fputs("first\nsecond\n", file);
+  fclose(file);
+  SubprocessSpec spec = Shell("cat");
+  spec.stdin_path = path;
+  absl::StatusOr<CapturedOutput> read = RunAndCapture(spec);
+  unlink(path.c_str());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->stdout_text, "first\nsecond\n");
+
+  spec.stdin_path = path + ".missing";
+  Subprocess missing(spec);
+  absl::Status started = missing.Start();
+  EXPECT_TRUE(absl::IsFailedPrecondition(started)) << started;
+}
+
 TEST(SubprocessTest, ReportsTheSignalThatEndedTheChild) {
   Lines lines;
   absl::StatusOr<SubprocessResult> result = RunToEnd(Shell("kill -KILL $$"), lines);
