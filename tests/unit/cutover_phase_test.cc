@@ -14,6 +14,7 @@
 #include "controller/migration_phases.h"
 #include "controller/phase_context.h"
 #include "controller/phase_tasks.h"
+#include "tests/unit/scripted_phase_context.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -38,7 +39,7 @@ google::protobuf::Map<std::string, std::string> FencedStatus() {
   return values;
 }
 
-class ScriptedContext : public PhaseContext {
+class ScriptedContext : public ScriptedPhaseContextBase {
  public:
   ScriptedContext() {
     plan_.name = "m1";
@@ -49,15 +50,6 @@ class ScriptedContext : public PhaseContext {
     record_.mutable_info()->set_restore_mode("standby");
   }
 
-  const Plan& plan() const override { return plan_; }
-  v1::MigrationRecord record() const override { return record_; }
-  absl::Status Update(absl::FunctionRef<void(v1::MigrationRecord&)> change) override {
-    change(record_);
-    return absl::OkStatus();
-  }
-  void Event(absl::string_view level, absl::string_view text) override {
-    events_.push_back(absl::StrCat(level, ": ", text));
-  }
   absl::StatusOr<v1::TaskResult> Run(const std::string& agent_id, absl::string_view step,
                                      v1::Task task, StepOptions) override {
     steps_.push_back(std::string(step));
@@ -124,26 +116,11 @@ class ScriptedContext : public PhaseContext {
     if (std::string(step) == empty_values_step_) values.clear();
     return result;
   }
-  std::vector<absl::StatusOr<v1::TaskResult>> RunAll(std::vector<Parallel> tasks) override {
-    std::vector<absl::StatusOr<v1::TaskResult>> results;
-    for (Parallel& p : tasks) results.push_back(Run(p.agent_id, p.step, p.task, p.options));
-    return results;
-  }
-  bool Sleep(absl::Duration d) override {
-    now_ += d;
-    return true;
-  }
-  absl::Time Now() const override { return now_; }
-  bool dry_run() const override { return false; }
-  absl::StatusOr<v1::Secrets> Secrets() const override { return v1::Secrets(); }
 
   bool Ran(absl::string_view step) const {
     return std::find(steps_.begin(), steps_.end(), step) != steps_.end();
   }
 
-  Plan plan_;
-  v1::MigrationRecord record_;
-  absl::Time now_ = absl::FromUnixSeconds(1795730400);  // 2026-11-26 22:00:00 UTC
   std::string source_lsn_ = "0/9000000";
   std::string replay_lsn_ = "0/9000000";
   std::string final_lsn_ = "0/9000100";
@@ -160,7 +137,6 @@ class ScriptedContext : public PhaseContext {
   std::string empty_values_step_;  // this step's result comes back with no values at all
   std::vector<std::string> steps_;
   std::map<std::string, v1::Task> tasks_;
-  std::vector<std::string> events_;
 };
 
 TEST(CutoverPhaseTest, AResultMissingItsValuesFailsTheStepInsteadOfAbortingTheController) {
