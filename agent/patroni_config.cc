@@ -3,6 +3,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "yaml-cpp/yaml.h"
@@ -46,6 +48,60 @@ absl::StatusOr<std::string> Username(const YAML::Node& entry, absl::string_view 
   return username.Scalar();
 }
 
+// The password of an authentication entry, nullopt when absent. Errors never quote it.
+absl::StatusOr<std::optional<std::string>> Password(const YAML::Node& entry,
+                                                    absl::string_view path) {
+  if (!entry.IsDefined() || !entry.IsMap()) return std::nullopt;
+  YAML::Node password = entry["password"];
+  if (!password.IsDefined() || password.IsNull()) return std::nullopt;
+  if (!password.IsScalar()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ".password is not a string"));
+  }
+  return password.Scalar();
+}
+
+// A scalar of `node`'s `key` ("" when absent). Errors: InvalidArgument when it is not a scalar.
+absl::StatusOr<std::string> Scalar(const YAML::Node& node, const char* key,
+                                   absl::string_view path) {
+  YAML::Node value = Child(node, key);
+  if (!value.IsDefined() || value.IsNull()) return std::string();
+  if (!value.IsScalar()) return absl::InvalidArgumentError(absl::StrCat(path, " is not a string"));
+  return value.Scalar();
+}
+
+// etcd3: {host | hosts, protocol, username, ...} into `settings`.
+absl::Status ReadEtcd3(const YAML::Node& etcd3, PatroniFileSettings& settings) {
+  if (!etcd3.IsDefined() || etcd3.IsNull()) return absl::OkStatus();
+  if (!etcd3.IsMap()) return absl::InvalidArgumentError("etcd3 is not a mapping");
+  PGH_ASSIGN_OR_RETURN(std::string host, Scalar(etcd3, "host", "etcd3.host"));
+  if (!host.empty()) settings.etcd3_hosts.push_back(host);
+  YAML::Node hosts = Child(etcd3, "hosts");
+  if (hosts.IsDefined() && hosts.IsSequence()) {
+    for (const YAML::Node& entry : hosts) {
+      if (!entry.IsScalar()) {
+        return absl::InvalidArgumentError("etcd3.hosts has an entry that is not a string");
+      }
+      settings.etcd3_hosts.push_back(entry.Scalar());
+    }
+  } else if (hosts.IsDefined() && !hosts.IsNull()) {
+    PGH_ASSIGN_OR_RETURN(std::string list, Scalar(etcd3, "hosts", "etcd3.hosts"));
+    for (absl::string_view part : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+      settings.etcd3_hosts.emplace_back(absl::StripAsciiWhitespace(part));
+    }
+  }
+  PGH_ASSIGN_OR_RETURN(std::string protocol, Scalar(etcd3, "protocol", "etcd3.protocol"));
+  if (!protocol.empty() && protocol != "http") {
+    settings.etcd3_unsupported.push_back("etcd3.protocol " + protocol);
+  }
+  for (const char* key : {"username", "cacert", "cert", "key", "url", "proxy", "srv"}) {
+    YAML::Node value = Child(etcd3, key);
+    if (value.IsDefined() && !value.IsNull()) {
+      settings.etcd3_unsupported.push_back(absl::StrCat("etcd3.", key));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::string>> HbaLines(const YAML::Node& node, absl::string_view path) {
   std::vector<std::string> lines;
   if (!node.IsDefined() || node.IsNull()) return lines;
@@ -80,11 +136,24 @@ absl::StatusOr<PatroniFileSettings> ParseYaml(const YAML::Node& root) {
     PGH_ASSIGN_OR_RETURN(settings.replication,
                          Username(Child(postgresql, "replication"), "postgresql.replication"));
   }
+  const YAML::Node auth_parent =
+      authentication.IsDefined() && !authentication.IsNull() ? authentication : postgresql;
+  PGH_ASSIGN_OR_RETURN(settings.superuser_password,
+                       Password(Child(auth_parent, "superuser"), "superuser"));
+  PGH_ASSIGN_OR_RETURN(settings.replication_password,
+                       Password(Child(auth_parent, "replication"), "replication"));
+  PGH_ASSIGN_OR_RETURN(settings.rewind_password, Password(Child(auth_parent, "rewind"), "rewind"));
   if (settings.superuser.empty()) {
+    PGH_ASSIGN_OR_RETURN(settings.superuser_password,
+                         Password(Child(postgresql, "pg_rewind"), "postgresql.pg_rewind"));
     // Patroni uses postgresql.pg_rewind as the superuser when none is configured.
     PGH_ASSIGN_OR_RETURN(settings.superuser,
                          Username(Child(postgresql, "pg_rewind"), "postgresql.pg_rewind"));
   }
+  PGH_ASSIGN_OR_RETURN(settings.scope, Scalar(root, "scope", "scope"));
+  PGH_ASSIGN_OR_RETURN(std::string dcs_namespace, Scalar(root, "namespace", "namespace"));
+  if (!dcs_namespace.empty()) settings.dcs_namespace = dcs_namespace;
+  PGH_RETURN_IF_ERROR(ReadEtcd3(Child(root, "etcd3"), settings));
   const YAML::Node local_hba = Child(postgresql, "pg_hba");
   if (local_hba.IsDefined() && !local_hba.IsNull()) {
     PGH_ASSIGN_OR_RETURN(settings.pg_hba, HbaLines(local_hba, "postgresql.pg_hba"));
@@ -120,6 +189,17 @@ absl::StatusOr<PatroniFileSettings> ReadPatroniFileSettings(const std::string& p
                                                                ": ", settings.status().message()));
   }
   return settings;
+}
+
+std::string PatroniFileSettings::ClusterPrefix() const {
+  // As Patroni's AbstractDCS: '/'.join(['', namespace, scope]) with runs of '/' collapsed.
+  const std::string joined = absl::StrCat("/", dcs_namespace, "/", scope, "/");
+  std::string prefix;
+  for (char c : joined) {
+    if (c == '/' && !prefix.empty() && prefix.back() == '/') continue;
+    prefix.push_back(c);
+  }
+  return prefix;
 }
 
 std::string PatroniConfig::RestApiAddress() const {

@@ -18,6 +18,7 @@
 //       log_file: /var/log/patroni/patroni.log                 # command, required, absolute
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,8 +65,9 @@ struct PatroniConfig {
 // log_file and no unit/systemctl.
 void ReadPatroniSection(ConfigReader section, PatroniConfig& out);
 
-// What the agent reads from Patroni's own configuration file (patroni.yml), for preflight:
-// the roles Patroni connects as and the pg_hba lines it writes. Never a password.
+// What the agent reads from Patroni's own configuration file (patroni.yml): for preflight, the
+// roles Patroni connects as and the pg_hba lines it writes; for the restore, those roles'
+// passwords and where Patroni keeps the cluster in etcd.
 struct PatroniFileSettings {
   // postgresql.authentication.<kind>.username (Patroni also accepts the older
   // postgresql.superuser / postgresql.replication, and postgresql.pg_rewind for the superuser);
@@ -77,6 +79,25 @@ struct PatroniFileSettings {
   // postgresql.pg_hba, else bootstrap.dcs.postgresql.pg_hba: the lines Patroni writes into
   // pg_hba.conf, in order.
   std::vector<std::string> pg_hba;
+
+  // The passwords of those roles (std::nullopt when patroni.yml sets none). Only the restore
+  // into a Patroni target reads them, to give the restored roles the passwords Patroni logs in
+  // with; they are never reported, logged or put in a message.
+  std::optional<std::string> superuser_password;
+  std::optional<std::string> replication_password;
+  std::optional<std::string> rewind_password;
+
+  // Where Patroni keeps the cluster in its DCS: `namespace` (default "/service") and `scope`.
+  std::string scope;
+  std::string dcs_namespace = "/service";  // Patroni: "service", made absolute
+  // etcd3.host, or etcd3.hosts (a list or a comma-separated string), as "host:port".
+  std::vector<std::string> etcd3_hosts;
+  // What of etcd3: the agent cannot use to reach etcd itself (etcd3.protocol https, username,
+  // cacert/cert/key, url, proxy, srv), by key; empty when plain http to the hosts above works.
+  std::vector<std::string> etcd3_unsupported;
+
+  // The DCS key prefix of the cluster: "<namespace>/<scope>/" with exactly one '/' between.
+  std::string ClusterPrefix() const;
 };
 
 // Parses the text of a patroni.yml. Errors: InvalidArgument when it is not YAML, not a mapping,

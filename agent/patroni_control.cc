@@ -27,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/patroni_rest.h"
+#include "agent/patroni_restore.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
@@ -137,13 +138,6 @@ Values StatusValues(const PatroniConfig& config) {
   values["system_identifier"] = absl::StrCat(facts.system_identifier());
   values["patroni_version"] = facts.version();
   return values;
-}
-
-// Whether the REST API answers at all (any status is an answer).
-bool RestApiAnswers(const PatroniRestClient& client) {
-  absl::StatusOr<PatroniStatus> status = client.GetStatus();
-  return status.ok() ||
-         !(absl::IsUnavailable(status.status()) || absl::IsDeadlineExceeded(status.status()));
 }
 
 absl::Status RunSystemctl(const PatroniConfig& config, absl::string_view verb, uint32_t wait,
@@ -327,11 +321,13 @@ absl::Status ValidatePatroniAction(const v1::PatroniAction& action) {
     case v1::PatroniAction::STOP:
     case v1::PatroniAction::PAUSE:
     case v1::PatroniAction::RESUME:
+    case v1::PatroniAction::PREPARE_RESTORED:
+    case v1::PatroniAction::CLEAR_INITIALIZE:
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("patroni: unknown action ", static_cast<int>(action.action()),
-                       " (expected STATUS, START, STOP, PAUSE or RESUME)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "patroni: unknown action ", static_cast<int>(action.action()),
+          " (expected STATUS, START, STOP, PAUSE, RESUME, PREPARE_RESTORED or CLEAR_INITIALIZE)"));
   }
   if (action.wait_seconds() > kMaxWaitSeconds) {
     return absl::InvalidArgumentError(absl::StrCat("patroni: wait_seconds must be at most ",
@@ -342,10 +338,12 @@ absl::Status ValidatePatroniAction(const v1::PatroniAction& action) {
 }
 
 absl::StatusOr<std::map<std::string, std::string>> RunPatroniAction(
-    const PatroniConfig& config, const std::string& data_directory, const v1::PatroniAction& action,
-    const std::function<void(absl::string_view)>& on_line, const std::function<bool()>& cancelled) {
+    const PatroniConfig& config, const RestoredDataEnvironment& env,
+    const v1::PatroniAction& action, const std::function<void(absl::string_view)>& on_line,
+    const std::function<bool()>& cancelled) {
   PGH_RETURN_IF_ERROR(ValidatePatroniAction(action));
   const uint32_t wait = action.wait_seconds() == 0 ? kDefaultWaitSeconds : action.wait_seconds();
+  const std::string& data_directory = env.data_directory;
   switch (action.action()) {
     case v1::PatroniAction::STATUS:
       ReapStarted(0);
@@ -358,6 +356,14 @@ absl::StatusOr<std::map<std::string, std::string>> RunPatroniAction(
       return SetPause(config, true, wait, on_line, cancelled);
     case v1::PatroniAction::RESUME:
       return SetPause(config, false, wait, on_line, cancelled);
+    case v1::PatroniAction::PREPARE_RESTORED: {
+      RestoredDataEnvironment bounded = env;
+      // The private recovery replays what the backup needs: up to an hour unless told.
+      bounded.wait_seconds = action.wait_seconds() == 0 ? kMaxWaitSeconds : action.wait_seconds();
+      return PrepareRestoredData(config, bounded, on_line, cancelled);
+    }
+    case v1::PatroniAction::CLEAR_INITIALIZE:
+      return ClearInitializeKey(config, on_line);
     default:
       break;
   }

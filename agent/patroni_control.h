@@ -13,6 +13,7 @@
 //           Patroni stops PostgreSQL (fast) before it exits; postgres_stopped says whether
 //           <data_directory>/postmaster.pid is gone afterwards.
 //   PAUSE / RESUME  PATCH /config, then poll GET /patroni until "pause" matches.
+//   PREPARE_RESTORED / CLEAR_INITIALIZE  agent/patroni_restore.h.
 // Every wait polls every 100 ms, up to wait_seconds (0: 60), and stops early on cancel.
 #pragma once
 
@@ -25,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/patroni_config.h"
+#include "agent/patroni_restore.h"
 #include "pghaul/v1/tasks.pb.h"
 
 namespace pghaul::agent {
@@ -34,16 +36,18 @@ namespace pghaul::agent {
 absl::Status ValidatePatroniAction(const v1::PatroniAction& action);
 
 // Runs `action` (validated again) and returns the values documented in tasks.proto.
-// `data_directory` is PostgreSQL's (for postgres_stopped). `on_line` gets a line per step (may
-// be empty); `cancelled` is polled during waits (may be empty).
+// `env.data_directory` is PostgreSQL's (for postgres_stopped); the rest of `env` serves
+// PREPARE_RESTORED (agent/patroni_restore.h). `on_line` gets a line per step (may be empty);
+// `cancelled` is polled during waits (may be empty).
 // Errors: InvalidArgument (ValidatePatroniAction); FailedPrecondition when systemctl fails,
 // when the started command exits early (with the end of its log), when no process or more than
 // one listens on the REST API port, or when the REST API refuses PATCH; DeadlineExceeded when
 // the effect did not show within wait_seconds (the state is then unknown: ask STATUS);
 // Cancelled.
 absl::StatusOr<std::map<std::string, std::string>> RunPatroniAction(
-    const PatroniConfig& config, const std::string& data_directory, const v1::PatroniAction& action,
-    const std::function<void(absl::string_view)>& on_line, const std::function<bool()>& cancelled);
+    const PatroniConfig& config, const RestoredDataEnvironment& env,
+    const v1::PatroniAction& action, const std::function<void(absl::string_view)>& on_line,
+    const std::function<bool()>& cancelled);
 
 // The PIDs of the processes that hold a TCP socket listening on `port` (IPv4 or IPv6, any
 // address) in this network namespace: from /proc/net/tcp{,6}, then /proc/*/fd. Processes whose

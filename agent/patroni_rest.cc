@@ -228,4 +228,10 @@ v1::PatroniFacts GatherPatroniFacts(const PatroniConfig& config) {
   return facts;
 }
 
+bool RestApiAnswers(const PatroniRestClient& client) {
+  absl::StatusOr<PatroniStatus> status = client.GetStatus();
+  return status.ok() ||
+         !(absl::IsUnavailable(status.status()) || absl::IsDeadlineExceeded(status.status()));
+}
+
 }  // namespace pghaul::agent

@@ -72,6 +72,10 @@ class PatroniRestClient {
   const PatroniConfig* config_;
 };
 
+// Whether Patroni's REST API answers at all (any status code is an answer; a refused or timed
+// out connection is not).
+bool RestApiAnswers(const PatroniRestClient& client);
+
 // Facts for the host facts: GET /patroni, GET /leader and GET /cluster, and the roles and
 // pg_hba lines of config_file (ReadPatroniFileSettings). Never fails: an unreachable API is
 // reachable=false with the reason in error; an unreadable file is config_read=false with the

@@ -4,7 +4,7 @@
 // postgresql.conf, pg_hba.conf and pg_ident.conf that live inside it (the initdb layout; Debian's
 // /etc/postgresql layout keeps them elsewhere and has nothing to keep). Those carry the source's
 // port, listen_addresses, unix_socket_directories, paths and access rules, which are wrong on the
-// target. So before a restore the agent copies those of the three files that exist in the data
+// target. So before a restore the agent copies those of the four files that exist in the data
 // directory to <state_dir>/pgbackrest/<migration_id>/kept-config/, and afterwards puts them back.
 // postgresql.auto.conf is not kept: pgBackRest writes the recovery settings into it.
 //
@@ -32,8 +32,11 @@
 namespace pghaul::agent {
 
 // The files kept, in this order.
-inline constexpr const char* kKeptConfigFileNames[] = {"postgresql.conf", "pg_hba.conf",
-                                                       "pg_ident.conf"};
+// postgresql.base.conf exists only where Patroni manages the cluster: its postgresql.conf says
+// `include 'postgresql.base.conf'`, and with that file kept Patroni never renames a restored
+// postgresql.conf into its place (which would leave the source's settings active underneath).
+inline constexpr const char* kKeptConfigFileNames[] = {"postgresql.conf", "postgresql.base.conf",
+                                                       "pg_hba.conf", "pg_ident.conf"};
 
 // Copies those of kKeptConfigFileNames that exist in `data_dir` as regular files (a symbolic link
 // is left alone; a missing data directory holds none) into `keep_dir` (created 0700, its parent

@@ -238,8 +238,13 @@ class PatroniExecutor : public TaskExecutor {
   v1::TaskResult Run(TaskContext& context) override {
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
     context.OnCancel([cancelled] { cancelled->store(true); });
+    RestoredDataEnvironment env;
+    env.data_directory = config_->data_directory;
+    env.pg_bin_dir = config_->service.pg_ctl.substr(0, config_->service.pg_ctl.rfind('/'));
+    env.state_dir = config_->state_dir;
+    env.run_as_prefix = config_->service.run_as_prefix;
     absl::StatusOr<std::map<std::string, std::string>> values = RunPatroniAction(
-        *config_->patroni, config_->data_directory, action_,
+        *config_->patroni, env, action_,
         [&context](absl::string_view line) { context.Log("agent", line); },
         [cancelled] { return cancelled->load(); });
     return ValuesResult(values);

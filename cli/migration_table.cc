@@ -262,6 +262,7 @@ std::string FormatMigrationStatus(const v1::MigrationInfo& migration, absl::Time
   if (!migration.restore_mode().empty()) {
     section.Add("Restore mode", Printable(migration.restore_mode()));
   }
+  if (migration.target_manager() == "patroni") section.Add("Target managed by", "Patroni");
   if (migration.has_not_before()) {
     section.Add("Not before", LocalTimeAndRelative(true, migration.not_before(), now, zone));
   }

@@ -46,6 +46,10 @@ std::string ResultValue(const v1::TaskResult& result, const std::string& key) {
   return it == result.values().end() ? std::string() : it->second;
 }
 
+std::string Seconds(absl::Duration d) {
+  return absl::StrFormat("%.1f s", absl::ToDoubleSeconds(d));
+}
+
 std::string LastBackupLabel(const std::string& info_json, uint64_t* bytes = nullptr) {
   nlohmann::json json = nlohmann::json::parse(info_json, nullptr, false);
   if (!json.is_array() || json.empty() || !json[0].is_object() || !json[0].contains("backup") ||
@@ -221,6 +225,108 @@ absl::Status ArchiveIntoNewStanza(PhaseContext& ctx) {
   return absl::OkStatus();
 }
 
+// Finds out whether Patroni manages the target (its agent's facts have a patroni section) and
+// journals it in info.target_manager, which later phases and abort go by.
+absl::StatusOr<bool> DetectTargetManager(PhaseContext& ctx) {
+  v1::Task facts;
+  facts.mutable_gather_facts();
+  PGH_ASSIGN_OR_RETURN(v1::TaskResult gathered, ctx.Run(ctx.plan().target_agent, "facts-target",
+                                                        facts, {.read_only = true}));
+  const bool patroni = gathered.facts().has_patroni();
+  if (ctx.dry_run()) return TargetUnderPatroni(ctx.record());
+  PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
+    r.mutable_info()->set_target_manager(patroni ? "patroni" : "");
+  }));
+  return patroni;
+}
+
+// Waits until Patroni reports the restored copy as its Leader: the leader lock held, role
+// master, and the system identifier of the restored copy (`system_identifier`, "" when
+// unknown). A Patroni that stops answering for kPatroniGoneAfter (killed, or exited on an
+// error) fails the wait at once rather than at the deadline.
+constexpr absl::Duration kPatroniGoneAfter = absl::Seconds(10);
+absl::StatusOr<v1::TaskResult> WaitForPatroniLeader(PhaseContext& ctx,
+                                                    const std::string& system_identifier,
+                                                    absl::Duration timeout) {
+  const absl::Time deadline = ctx.Now() + timeout;
+  std::optional<absl::Time> unreachable_since;
+  while (true) {
+    PGH_ASSIGN_OR_RETURN(v1::TaskResult status,
+                         ctx.Run(ctx.plan().target_agent, "patroni-status",
+                                 PatroniTask(v1::PatroniAction::STATUS), {.read_only = true}));
+    if (ctx.dry_run()) return status;
+    if (ResultValue(status, "reachable") != "true") {
+      if (!unreachable_since.has_value()) unreachable_since = ctx.Now();
+      if (ctx.Now() - *unreachable_since >= kPatroniGoneAfter) {
+        return absl::UnavailableError(absl::StrCat(
+            "Patroni on the target stopped answering while it took the restored copy over (",
+            ResultValue(status, "error"),
+            "): it was killed or exited; see its log. The source "
+            "is untouched: run the restore again (it starts over) or abort"));
+      }
+    } else {
+      unreachable_since.reset();
+      if (ResultValue(status, "leader") == "true" && ResultValue(status, "role") == "master") {
+        if (!system_identifier.empty() &&
+            ResultValue(status, "system_identifier") != system_identifier) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "Patroni leads a cluster with system identifier ",
+              ResultValue(status, "system_identifier"), ", not the restored copy's ",
+              system_identifier, ": another node of its scope may have taken the lock"));
+        }
+        return status;
+      }
+    }
+    if (ctx.Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "Patroni did not take the restored copy over within ", absl::FormatDuration(timeout),
+          " (state ", ResultValue(status, "state"), ", role ", ResultValue(status, "role"),
+          "); see Patroni's log on the target"));
+    }
+    if (!ctx.Sleep(kPollInterval)) return absl::CancelledError("stopped while waiting");
+  }
+}
+
+// The rehearsal restore into a Patroni target (docs/patroni.md): Patroni stopped, pgBackRest's
+// delta restore (which keeps Patroni's postgresql.conf, postgresql.base.conf and pg_hba.conf),
+// the recovery finished privately and Patroni's roles given (PREPARE_RESTORED), the DCS's
+// `initialize` key cleared, then Patroni started to adopt the copy as its Leader.
+absl::Status HandOverToPatroni(PhaseContext& ctx) {
+  const Plan& plan = ctx.plan();
+  const absl::Time started = ctx.Now();
+  PGH_ASSIGN_OR_RETURN(
+      v1::TaskResult prepared,
+      ctx.Run(plan.target_agent, "prepare-for-patroni",
+              PatroniTask(v1::PatroniAction::PREPARE_RESTORED, kMaxAgentWaitSeconds)));
+  if (!ctx.dry_run()) {
+    std::vector<std::string> roles =
+        absl::StrSplit(ResultValue(prepared, "roles"), ", ", absl::SkipEmpty());
+    PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
+      r.mutable_info()->clear_target_patroni_roles();
+      for (const std::string& role : roles) r.mutable_info()->add_target_patroni_roles(role);
+    }));
+    ctx.Event("info", absl::StrCat("recovery finished privately; Patroni's roles (",
+                                   ResultValue(prepared, "roles"), ") are in the restored copy"));
+  }
+  PGH_ASSIGN_OR_RETURN(v1::TaskResult cleared,
+                       ctx.Run(plan.target_agent, "clear-initialize",
+                               PatroniTask(v1::PatroniAction::CLEAR_INITIALIZE)));
+  if (!ctx.dry_run()) ctx.Event("info", absl::StrCat("etcd: ", ResultValue(cleared, "detail")));
+  PGH_RETURN_IF_ERROR(
+      ctx.Run(plan.target_agent, "start-patroni", PatroniTask(v1::PatroniAction::START, 300))
+          .status());
+  PGH_ASSIGN_OR_RETURN(
+      v1::TaskResult leader,
+      WaitForPatroniLeader(ctx, ResultValue(prepared, "system_identifier"), absl::Minutes(5)));
+  if (!ctx.dry_run()) {
+    ctx.Event("info", absl::StrCat("Patroni leads the restored copy: timeline ",
+                                   ResultValue(leader, "timeline"), ", system identifier ",
+                                   ResultValue(leader, "system_identifier"), ", ",
+                                   Seconds(ctx.Now() - started), " after the pgBackRest restore"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Restore(PhaseContext& ctx) {
   const Plan& plan = ctx.plan();
   v1::MigrationRecord record = ctx.record();
@@ -228,10 +334,16 @@ absl::Status Restore(PhaseContext& ctx) {
   std::string set = record.request().set().empty() ? record.info().backup_label()
                                                    : record.request().set();
   PGH_RETURN_IF_ERROR(Configure(ctx, plan.target_agent));
+  PGH_ASSIGN_OR_RETURN(const bool patroni, DetectTargetManager(ctx));
+  if (patroni && standby) {
+    return absl::UnimplementedError(
+        "a standby restore into a Patroni target is not supported yet (docs/patroni.md): "
+        "nothing was changed; restore a rehearsal copy (pghaul restore --mode rehearsal), or "
+        "cut over to a target that Patroni does not manage");
+  }
   PGH_RETURN_IF_ERROR(
       ctx.Update([](v1::MigrationRecord& r) { r.set_target_restored(true); }));
-  PGH_RETURN_IF_ERROR(
-      ctx.Run(plan.target_agent, "stop-target", ServiceTask(v1::ServiceAction::STOP)).status());
+  PGH_RETURN_IF_ERROR(StopTarget(ctx, ""));
   v1::Task restore = PgBackRestTask(plan);
   v1::PgBackRestRestore* options = restore.mutable_pgbackrest()->mutable_restore();
   options->set_delta(true);
@@ -252,8 +364,12 @@ absl::Status Restore(PhaseContext& ctx) {
                                  " copy"));
   PGH_RETURN_IF_ERROR(
       ctx.Run(plan.target_agent, "restore", restore, {.track_progress = true}).status());
-  PGH_RETURN_IF_ERROR(
-      ctx.Run(plan.target_agent, "start-target", ServiceTask(v1::ServiceAction::START)).status());
+  if (patroni) {
+    PGH_RETURN_IF_ERROR(HandOverToPatroni(ctx));
+  } else {
+    PGH_RETURN_IF_ERROR(
+        ctx.Run(plan.target_agent, "start-target", ServiceTask(v1::ServiceAction::START)).status());
+  }
   if (ctx.dry_run()) return absl::OkStatus();
   absl::Time deadline = ctx.Now() + absl::Minutes(30);
   for (int poll = 0;; ++poll) {
@@ -416,8 +532,6 @@ void RestoreWalRetrieveRetry(PhaseContext& ctx, absl::string_view step) {
                                    "); it asks the archive for the next segment that often"));
   }
 }
-
-std::string Seconds(absl::Duration d) { return absl::StrFormat("%.1f s", absl::ToDoubleSeconds(d)); }
 
 // The cutover, each step journaled (a restarted controller re-attaches to the task it sent):
 //
@@ -804,10 +918,9 @@ absl::Status RunAbort(PhaseContext& ctx) {
     }));
   }
   if (record.target_restored()) {
-    PGH_RETURN_IF_ERROR(
-        ctx.Run(plan.target_agent, "stop-target", ServiceTask(v1::ServiceAction::STOP))
-            .status());
-    ctx.Event("info", "the target is stopped");
+    PGH_RETURN_IF_ERROR(StopTarget(ctx, ""));
+    ctx.Event("info", TargetUnderPatroni(record) ? "the target's Patroni and PostgreSQL are stopped"
+                                                 : "the target is stopped");
   }
   return absl::OkStatus();
 }

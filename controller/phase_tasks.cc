@@ -31,9 +31,47 @@ v1::Task PgBackRestTask(const Plan& plan) {
   return task;
 }
 
+v1::Task PatroniTask(v1::PatroniAction::Action action, uint32_t wait_seconds) {
+  v1::Task task;
+  task.mutable_patroni()->set_action(action);
+  task.mutable_patroni()->set_wait_seconds(wait_seconds);
+  return task;
+}
+
+bool TargetUnderPatroni(const v1::MigrationRecord& record) {
+  return record.info().target_manager() == "patroni";
+}
+
+absl::Status StopTarget(PhaseContext& ctx, absl::string_view step_prefix) {
+  const std::string& target = ctx.plan().target_agent;
+  if (TargetUnderPatroni(ctx.record())) {
+    PGH_RETURN_IF_ERROR(ctx.Run(target, absl::StrCat(step_prefix, "stop-patroni"),
+                                PatroniTask(v1::PatroniAction::STOP, 120))
+                            .status());
+  }
+  return ctx
+      .Run(target, absl::StrCat(step_prefix, "stop-target"), ServiceTask(v1::ServiceAction::STOP))
+      .status();
+}
+
 absl::Status StartTargetIfDown(PhaseContext& ctx, absl::string_view step_prefix,
                                absl::string_view why) {
   const Plan& plan = ctx.plan();
+  if (TargetUnderPatroni(ctx.record())) {
+    PGH_ASSIGN_OR_RETURN(v1::TaskResult status,
+                         ctx.Run(plan.target_agent, absl::StrCat(step_prefix, "patroni-status"),
+                                 PatroniTask(v1::PatroniAction::STATUS), {.read_only = true}));
+    auto reachable = status.values().find("reachable");
+    if (reachable == status.values().end() || reachable->second != "false") {
+      return absl::OkStatus();
+    }
+    ctx.Event("warning", absl::StrCat("Patroni does not answer on the target: starting it ", why));
+    PGH_RETURN_IF_ERROR(ctx.Run(plan.target_agent, absl::StrCat(step_prefix, "start-patroni"),
+                                PatroniTask(v1::PatroniAction::START, 120))
+                            .status());
+    ctx.Event("info", "Patroni runs the target's PostgreSQL again");
+    return absl::OkStatus();
+  }
   PGH_ASSIGN_OR_RETURN(v1::TaskResult status,
                        ctx.Run(plan.target_agent, absl::StrCat(step_prefix, "target-status"),
                                ServiceTask(v1::ServiceAction::STATUS), {.read_only = true}));

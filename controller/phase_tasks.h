@@ -31,11 +31,23 @@ absl::Status Configure(PhaseContext& ctx, const std::string& agent_id);
 // since pghaul restored it): STATUS on the target's agent and, only when it says not running,
 // START, with a warning event naming `why` ("before verify"). The target is pghaul's until the
 // migration completes, and a standby that starts again goes on following the archive, so the
-// phase that needs it running starts it rather than failing. `step_prefix` keeps the steps of
+// phase that needs it running starts it rather than failing. Under Patroni: Patroni STATUS,
+// and START when its REST API does not answer. `step_prefix` keeps the steps of
 // different phases apart in the journal. Errors: those of the tasks (a START that fails says
 // why in its message).
 absl::Status StartTargetIfDown(PhaseContext& ctx, absl::string_view step_prefix,
                                absl::string_view why);
+
+// A Patroni action for the target's agent; wait_seconds 0 is the agent's default (60 s).
+v1::Task PatroniTask(v1::PatroniAction::Action action, uint32_t wait_seconds = 0);
+
+// Whether Patroni manages the target's PostgreSQL (info.target_manager, set by the restore).
+bool TargetUnderPatroni(const v1::MigrationRecord& record);
+
+// Stops the target's PostgreSQL: under Patroni, Patroni first (it stops PostgreSQL on its way
+// out), then pg_ctl stop for a PostgreSQL left running by a Patroni that was killed; otherwise
+// the agent's service STOP. Both are no-ops when already stopped.
+absl::Status StopTarget(PhaseContext& ctx, absl::string_view step_prefix);
 
 // "16/B374D848" -> its 64-bit position.
 absl::StatusOr<uint64_t> ParseLsn(absl::string_view lsn);

@@ -1,5 +1,6 @@
 #include "controller/schema_compare.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -8,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "controller/verify_report.h"
 
 namespace pghaul::controller {
@@ -175,6 +177,22 @@ std::optional<TableName> SplitTableKey(const std::string& key,
     }
   }
   return first;
+}
+
+std::vector<std::string> SetAsideRoles(const std::set<std::string>& roles,
+                                       std::vector<v1::TableComparison>* differences) {
+  std::vector<std::string> set_aside;
+  auto kept =
+      std::remove_if(differences->begin(), differences->end(), [&](const v1::TableComparison& d) {
+        if (d.kind() != "role") return false;
+        absl::string_view name = d.table();
+        if (!absl::ConsumePrefix(&name, "cluster/")) return false;
+        if (roles.count(std::string(name)) == 0) return false;
+        set_aside.emplace_back(name);
+        return true;
+      });
+  differences->erase(kept, differences->end());
+  return set_aside;
 }
 
 }  // namespace pghaul::controller

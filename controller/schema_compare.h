@@ -36,6 +36,12 @@ std::vector<v1::TableComparison> CompareSchema(const std::map<std::string, std::
                                                const std::map<std::string, std::string>& target,
                                                uint32_t* compared = nullptr);
 
+// Removes from `differences` those of the cluster-wide roles named in `roles` (kind "role",
+// table "cluster/<name>", any status) and returns their names in order: the roles pghaul gave a
+// Patroni target on purpose, which the source does not have or has with other attributes.
+std::vector<std::string> SetAsideRoles(const std::set<std::string>& roles,
+                                       std::vector<v1::TableComparison>* differences);
+
 // How far a physical copy's sequence may be ahead of its source, from the source's catalogue:
 // "<db>/sequence:<schema>.<name>" (the TABLE_CHECKSUMS key) -> (cache + 32) * |increment|, the
 // most PostgreSQL logs ahead of the last value it handed out.

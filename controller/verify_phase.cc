@@ -372,6 +372,15 @@ absl::StatusOr<v1::VerifyReport> CompareData(PhaseContext& ctx, absl::string_vie
   uint32_t schema_objects = 0;
   std::vector<v1::TableComparison> schema =
       CompareSchema(source_schema, target_schema, &schema_objects);
+  const v1::MigrationRecord record = ctx.record();  // a copy: record() returns by value
+  const auto& patroni_roles = record.info().target_patroni_roles();
+  std::vector<std::string> set_aside =
+      SetAsideRoles({patroni_roles.begin(), patroni_roles.end()}, &schema);
+  if (!set_aside.empty()) {
+    ctx.Event("info", absl::StrCat("not counted as differences: the roles the restore gave "
+                                   "Patroni on the target (",
+                                   absl::StrJoin(set_aside, ", "), ")"));
+  }
   AddSchemaDifferences(schema, schema_objects, &report);
 
   const std::set<std::string> reshaped = TablesWithColumnDifferences(schema);

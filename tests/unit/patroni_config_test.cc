@@ -246,6 +246,37 @@ postgresql:
   // The local pg_hba wins over the bootstrap one.
   EXPECT_THAT(settings->pg_hba,
               ElementsAre("local all all trust", "host all all 127.0.0.1/32 scram-sha-256"));
+  // The passwords, for the restore only, and where the cluster lives in the DCS.
+  EXPECT_EQ(settings->superuser_password, "op-secret");
+  EXPECT_EQ(settings->replication_password, "repl-secret");
+  EXPECT_EQ(settings->rewind_password, "rewind-secret");
+  EXPECT_EQ(settings->scope, "newdb");
+  EXPECT_EQ(settings->ClusterPrefix(), "/service/newdb/");
+  EXPECT_TRUE(settings->etcd3_hosts.empty());
+}
+
+TEST(PatroniFileSettingsTest, ReadsTheEtcd3HostsAndNamespace) {
+  absl::StatusOr<PatroniFileSettings> list = ParsePatroniFileSettings(R"yaml(
+scope: db
+namespace: /pg/
+etcd3:
+  hosts: [10.0.0.1:2379, "10.0.0.2:2379"]
+)yaml");
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_THAT(list->etcd3_hosts, ElementsAre("10.0.0.1:2379", "10.0.0.2:2379"));
+  EXPECT_EQ(list->ClusterPrefix(), "/pg/db/");
+  EXPECT_TRUE(list->etcd3_unsupported.empty());
+  EXPECT_EQ(list->superuser_password, std::nullopt);
+
+  // A comma-separated string, a single host, namespace without slashes (Patroni's default is
+  // "service"), and what the agent cannot do with etcd itself.
+  absl::StatusOr<PatroniFileSettings> text = ParsePatroniFileSettings(
+      "scope: db\nnamespace: svc\netcd3: {hosts: 'a:1, b:2', host: 'c:3', protocol: https, "
+      "username: u, password: p}");
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_THAT(text->etcd3_hosts, ElementsAre("c:3", "a:1", "b:2"));
+  EXPECT_EQ(text->ClusterPrefix(), "/svc/db/");
+  EXPECT_THAT(text->etcd3_unsupported, ElementsAre("etcd3.protocol https", "etcd3.username"));
 }
 
 TEST(PatroniFileSettingsTest, UnderstandsPatronisOlderLayoutAndDefaults) {

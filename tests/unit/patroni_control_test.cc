@@ -26,6 +26,13 @@
 namespace pghaul::agent {
 namespace {
 
+// Patroni's PostgreSQL is not looked at by these tests.
+RestoredDataEnvironment NoData() {
+  RestoredDataEnvironment env;
+  env.data_directory = "/nonexistent/data";
+  return env;
+}
+
 using ::pghaul::testing::HttpReply;
 using ::pghaul::testing::HttpTestServer;
 using ::testing::Contains;
@@ -80,7 +87,7 @@ class FakePatroni {
 
 absl::StatusOr<std::map<std::string, std::string>> RunAction(const PatroniConfig& config,
                                                              const v1::PatroniAction& action) {
-  return RunPatroniAction(config, "/nonexistent/data", action, nullptr, nullptr);
+  return RunPatroniAction(config, NoData(), action, nullptr, nullptr);
 }
 
 TEST(PatroniControlTest, PauseWaitsUntilPatroniReportsItAndIsIdempotent) {
@@ -117,8 +124,8 @@ TEST(PatroniControlTest, PauseThatNeverShowsRunsOutOfTime) {
 TEST(PatroniControlTest, PauseStopsWaitingWhenCancelled) {
   FakePatroni patroni(/*obey=*/false);
   absl::StatusOr<std::map<std::string, std::string>> paused =
-      RunPatroniAction(ConfigFor(patroni.port()), "/nonexistent/data",
-                       Action(v1::PatroniAction::PAUSE, 3600), nullptr, [] { return true; });
+      RunPatroniAction(ConfigFor(patroni.port()), NoData(), Action(v1::PatroniAction::PAUSE, 3600),
+                       nullptr, [] { return true; });
   EXPECT_TRUE(absl::IsCancelled(paused.status())) << paused.status();
 }
 

@@ -155,3 +155,33 @@ TEST(SplitTableKeyTest, UsesTheCatalogueToSplitNamesWithDotsAndSlashes) {
 
 }  // namespace
 }  // namespace pghaul::controller
+
+namespace pghaul::controller {
+namespace {
+
+TEST(SetAsideRolesTest, RemovesOnlyTheNamedClusterRoles) {
+  std::vector<v1::TableComparison> differences;
+  auto add = [&](const std::string& kind, const std::string& table) {
+    v1::TableComparison d;
+    d.set_kind(kind);
+    d.set_table(table);
+    differences.push_back(d);
+  };
+  add("role", "cluster/operator");   // missing on the source
+  add("role", "cluster/app");        // a real difference
+  add("table", "cluster/rewind");    // not a role
+  add("role", "cluster/rewind");     // attributes differ
+  add("role", "postgres/operator");  // not cluster-wide
+  std::vector<std::string> set_aside =
+      SetAsideRoles({"operator", "rewind", "replicator"}, &differences);
+  EXPECT_EQ(set_aside, (std::vector<std::string>{"operator", "rewind"}));
+  ASSERT_EQ(differences.size(), 3u);
+  EXPECT_EQ(differences[0].table(), "cluster/app");
+  EXPECT_EQ(differences[1].kind(), "table");
+  EXPECT_EQ(differences[2].table(), "postgres/operator");
+  EXPECT_TRUE(SetAsideRoles({}, &differences).empty());
+  EXPECT_EQ(differences.size(), 3u);
+}
+
+}  // namespace
+}  // namespace pghaul::controller
