@@ -24,10 +24,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/patroni_rest.h"
 #include "agent/patroni_restore.h"
+#include "agent/service_control.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
@@ -216,9 +218,23 @@ absl::StatusOr<Values> Start(const PatroniConfig& config, uint32_t wait,
   return values;
 }
 
-absl::StatusOr<Values> Stop(const PatroniConfig& config, const std::string& data_directory,
+// The postmaster of `data_directory` when one runs: the first line of postmaster.pid, if that
+// process exists and is not a zombie. nullopt otherwise (no file, a stale one).
+std::optional<pid_t> RunningPostmaster(const std::string& data_directory) {
+  std::ifstream file(absl::StrCat(data_directory, "/postmaster.pid"));
+  std::string line;
+  if (!std::getline(file, line)) return std::nullopt;
+  pid_t pid = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &pid) || pid <= 0) return std::nullopt;
+  if (kill(pid, 0) != 0 && errno == ESRCH) return std::nullopt;
+  if (!ProcessAlive(pid)) return std::nullopt;
+  return pid;
+}
+
+absl::StatusOr<Values> Stop(const PatroniConfig& config, const RestoredDataEnvironment& env,
                             uint32_t wait, const std::function<void(absl::string_view)>& on_line,
                             const std::function<bool()>& cancelled) {
+  const std::string& data_directory = env.data_directory;
   PatroniRestClient client(&config);
   std::optional<pid_t> pid;
   std::string detail = "stopped";
@@ -258,6 +274,32 @@ absl::StatusOr<Values> Stop(const PatroniConfig& config, const std::string& data
         return true;
       },
       cancelled));
+  // A Patroni that was killed (SIGKILL, OOM) leaves its PostgreSQL running with nothing
+  // managing it: stopped here (pg_ctl stop -m fast), since the callers of STOP (the restore,
+  // abort) need the data directory free.
+  if (std::optional<pid_t> orphan = RunningPostmaster(data_directory);
+      orphan.has_value() && !env.pg_bin_dir.empty()) {
+    if (on_line) {
+      on_line(absl::StrCat("PostgreSQL (pid ", *orphan,
+                           ") runs without Patroni: stopping it with pg_ctl"));
+    }
+    PGH_LOG_WARN("patroni: PostgreSQL pid {} runs without Patroni; pg_ctl stop -m fast", *orphan);
+    ServiceControlConfig service;
+    service.method = ServiceControlConfig::Method::kPgCtl;
+    service.pg_ctl = env.pg_bin_dir + "/pg_ctl";
+    service.data_directory = data_directory;
+    service.run_as_prefix = env.run_as_prefix;
+    v1::ServiceAction stop;
+    stop.set_action(v1::ServiceAction::STOP);
+    stop.set_stop_mode("fast");
+    stop.set_wait_seconds(wait);
+    auto line = [&on_line](Stream, absl::string_view text) {
+      if (on_line) on_line(text);
+    };
+    PGH_RETURN_IF_ERROR(RunServiceAction(service, stop, line).status());
+    detail =
+        absl::StrCat(detail, "; stopped the PostgreSQL it had left running (pid ", *orphan, ")");
+  }
   Values values = StatusValues(config);
   values["detail"] = detail;
   struct stat info;
@@ -343,7 +385,6 @@ absl::StatusOr<std::map<std::string, std::string>> RunPatroniAction(
     const std::function<bool()>& cancelled) {
   PGH_RETURN_IF_ERROR(ValidatePatroniAction(action));
   const uint32_t wait = action.wait_seconds() == 0 ? kDefaultWaitSeconds : action.wait_seconds();
-  const std::string& data_directory = env.data_directory;
   switch (action.action()) {
     case v1::PatroniAction::STATUS:
       ReapStarted(0);
@@ -351,7 +392,7 @@ absl::StatusOr<std::map<std::string, std::string>> RunPatroniAction(
     case v1::PatroniAction::START:
       return Start(config, wait, on_line, cancelled);
     case v1::PatroniAction::STOP:
-      return Stop(config, data_directory, wait, on_line, cancelled);
+      return Stop(config, env, wait, on_line, cancelled);
     case v1::PatroniAction::PAUSE:
       return SetPause(config, true, wait, on_line, cancelled);
     case v1::PatroniAction::RESUME:

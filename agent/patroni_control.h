@@ -10,7 +10,9 @@
 //           yes -> systemd: systemctl --no-ask-password stop UNIT
 //                  command: SIGTERM to the process listening on the REST API port
 //           then poll until the REST API no longer answers and that process has exited.
-//           Patroni stops PostgreSQL (fast) before it exits; postgres_stopped says whether
+//           Patroni stops PostgreSQL (fast) before it exits; a PostgreSQL still running
+//           after that (a killed Patroni's: postmaster.pid names a live process) gets
+//           pg_ctl stop -m fast. postgres_stopped says whether
 //           <data_directory>/postmaster.pid is gone afterwards.
 //   PAUSE / RESUME  PATCH /config, then poll GET /patroni until "pause" matches.
 //   PREPARE_RESTORED / CLEAR_INITIALIZE  agent/patroni_restore.h.

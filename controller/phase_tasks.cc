@@ -45,9 +45,11 @@ bool TargetUnderPatroni(const v1::MigrationRecord& record) {
 absl::Status StopTarget(PhaseContext& ctx, absl::string_view step_prefix) {
   const std::string& target = ctx.plan().target_agent;
   if (TargetUnderPatroni(ctx.record())) {
-    PGH_RETURN_IF_ERROR(ctx.Run(target, absl::StrCat(step_prefix, "stop-patroni"),
-                                PatroniTask(v1::PatroniAction::STOP, 120))
-                            .status());
+    // Also stops a PostgreSQL that a killed Patroni left running (the agent's STOP does).
+    return ctx
+        .Run(target, absl::StrCat(step_prefix, "stop-patroni"),
+             PatroniTask(v1::PatroniAction::STOP, 120))
+        .status();
   }
   return ctx
       .Run(target, absl::StrCat(step_prefix, "stop-target"), ServiceTask(v1::ServiceAction::STOP))

@@ -44,9 +44,10 @@ v1::Task PatroniTask(v1::PatroniAction::Action action, uint32_t wait_seconds = 0
 // Whether Patroni manages the target's PostgreSQL (info.target_manager, set by the restore).
 bool TargetUnderPatroni(const v1::MigrationRecord& record);
 
-// Stops the target's PostgreSQL: under Patroni, Patroni first (it stops PostgreSQL on its way
-// out), then pg_ctl stop for a PostgreSQL left running by a Patroni that was killed; otherwise
-// the agent's service STOP. Both are no-ops when already stopped.
+// Stops the target's PostgreSQL: under Patroni, Patroni STOP (Patroni stops PostgreSQL on its
+// way out, and the agent stops one that a killed Patroni left running), never the agent's
+// service section, which does not manage that PostgreSQL; otherwise the agent's service STOP.
+// Both are no-ops when already stopped.
 absl::Status StopTarget(PhaseContext& ctx, absl::string_view step_prefix);
 
 // "16/B374D848" -> its 64-bit position.

@@ -396,7 +396,9 @@ TEST_F(PatroniTest, RehearsalRestoreHandsTheSourcesCopyToPatroni) {
     }
   }
 
-  // 1. Kill Patroni (SIGKILL, by PID) as soon as the restore has started it on the copy.
+  // 1. Kill Patroni (SIGKILL, by PID) as soon as the restore has started it and it has started
+  // PostgreSQL on the copy (before it takes the leader lock, which needs a promotion), so that
+  // PostgreSQL is left running with nothing managing it.
   std::atomic<bool> watching{true};
   std::atomic<pid_t> killed{0};
   std::thread killer([&] {
@@ -405,7 +407,8 @@ TEST_F(PatroniTest, RehearsalRestoreHandsTheSourcesCopyToPatroni) {
     while (watching.load() && absl::Now() < deadline) {
       std::vector<pid_t> pids = patroni_->PatroniPids();
       if (pids.empty()) stopped_seen = true;
-      if (stopped_seen && pids.size() == 1) {
+      // (The private recovery's postmaster runs only while Patroni is stopped.)
+      if (stopped_seen && pids.size() == 1 && patroni_->PostmasterPid() != 0) {
         kill(pids.front(), SIGKILL);
         killed.store(pids.front());
         return;
@@ -423,6 +426,8 @@ TEST_F(PatroniTest, RehearsalRestoreHandsTheSourcesCopyToPatroni) {
   EXPECT_EQ(Str(failed, "state"), "failed") << failed.dump(2);
   EXPECT_THAT(Str(failed, "message"), ::testing::HasSubstr("Patroni")) << failed.dump(2);
   EXPECT_EQ(Str(failed, "target_manager"), "patroni") << failed.dump(2);
+  EXPECT_TRUE(patroni_->PatroniPids().empty());
+  EXPECT_NE(patroni_->PostmasterPid(), 0) << "the killed Patroni's PostgreSQL runs on";
   // The source: untouched, still a writable primary with its rows.
   EXPECT_EQ(source.Query("SELECT pg_is_in_recovery()").value_or("?"), "f");
   EXPECT_EQ(source.Query("SELECT count(*) FROM moved").value_or("?"), "5000");
@@ -430,7 +435,8 @@ TEST_F(PatroniTest, RehearsalRestoreHandsTheSourcesCopyToPatroni) {
                                    "INSERT INTO moved VALUES (5001, 'after the kill');\n"
                                    "DELETE FROM moved WHERE id = 5001;\n"));
 
-  // 2. The restore again, from the start: Patroni leads the source's copy.
+  // 2. The restore again, from the start (Patroni STOP stops that PostgreSQL first, else
+  // pgBackRest would refuse to restore): Patroni leads the source's copy.
   PGH_ASSERT_OK_AND_ASSIGN(CommandResult resumed,
                            rig_->Cli({"run", "m1", "--until", "restore"}, absl::Seconds(300)));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.stdout_text << resumed.stderr_text;

@@ -80,8 +80,8 @@ TEST(PatroniRestorePhaseTest, HandsTheCopyToPatroniStepByStep) {
   absl::Status status = RunPhase(kPhaseRestore, ctx);
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_THAT(ctx.steps_,
-              ElementsAre("configure-target", "facts-target", "stop-patroni", "stop-target",
-                          "restore", "prepare-for-patroni", "clear-initialize", "start-patroni",
+              ElementsAre("configure-target", "facts-target", "stop-patroni", "restore",
+                          "prepare-for-patroni", "clear-initialize", "start-patroni",
                           "patroni-status", "patroni-status", "patroni-status", "recovery-state"));
   EXPECT_EQ(ctx.record_.info().target_manager(), "patroni");
   EXPECT_TRUE(ctx.record_.target_restored());
@@ -130,12 +130,12 @@ TEST(PatroniRestorePhaseTest, ALeaderOfAnotherClusterIsAnError) {
   EXPECT_THAT(status.message(), HasSubstr("system identifier 1111, not the restored copy's"));
 }
 
-TEST(PatroniRestorePhaseTest, AbortStopsPatroniThenAnyPostgresLeftBehind) {
+TEST(PatroniRestorePhaseTest, AbortStopsPatroniNotTheAgentsService) {
   RestoreContext ctx;
   ctx.record_.set_target_restored(true);
   ctx.record_.mutable_info()->set_target_manager("patroni");
   ASSERT_TRUE(RunAbort(ctx).ok());
-  EXPECT_THAT(ctx.steps_, ElementsAre("stop-patroni", "stop-target"));
+  EXPECT_THAT(ctx.steps_, ElementsAre("stop-patroni"));
   EXPECT_THAT(ctx.events_,
               testing::Contains("info: the target's Patroni and PostgreSQL are stopped"));
 }
