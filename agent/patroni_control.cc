@@ -29,7 +29,6 @@
 #include "absl/time/clock.h"
 #include "agent/patroni_rest.h"
 #include "agent/patroni_restore.h"
-#include "agent/service_control.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
@@ -226,7 +225,6 @@ std::optional<pid_t> RunningPostmaster(const std::string& data_directory) {
   if (!std::getline(file, line)) return std::nullopt;
   pid_t pid = 0;
   if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &pid) || pid <= 0) return std::nullopt;
-  if (kill(pid, 0) != 0 && errno == ESRCH) return std::nullopt;
   if (!ProcessAlive(pid)) return std::nullopt;
   return pid;
 }
@@ -284,11 +282,6 @@ absl::StatusOr<Values> Stop(const PatroniConfig& config, const RestoredDataEnvir
                            ") runs without Patroni: stopping it with pg_ctl"));
     }
     PGH_LOG_WARN("patroni: PostgreSQL pid {} runs without Patroni; pg_ctl stop -m fast", *orphan);
-    ServiceControlConfig service;
-    service.method = ServiceControlConfig::Method::kPgCtl;
-    service.pg_ctl = env.pg_bin_dir + "/pg_ctl";
-    service.data_directory = data_directory;
-    service.run_as_prefix = env.run_as_prefix;
     v1::ServiceAction stop;
     stop.set_action(v1::ServiceAction::STOP);
     stop.set_stop_mode("fast");
@@ -296,7 +289,7 @@ absl::StatusOr<Values> Stop(const PatroniConfig& config, const RestoredDataEnvir
     auto line = [&on_line](Stream, absl::string_view text) {
       if (on_line) on_line(text);
     };
-    PGH_RETURN_IF_ERROR(RunServiceAction(service, stop, line).status());
+    PGH_RETURN_IF_ERROR(RunServiceAction(PgCtlService(env), stop, line).status());
     detail =
         absl::StrCat(detail, "; stopped the PostgreSQL it had left running (pid ", *orphan, ")");
   }

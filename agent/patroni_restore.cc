@@ -19,7 +19,6 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/patroni_rest.h"
-#include "agent/service_control.h"
 #include "common/files.h"
 #include "common/http_client.h"
 #include "common/logging.h"
@@ -34,7 +33,6 @@ using Values = std::map<std::string, std::string>;
 
 constexpr absl::Duration kPollInterval = absl::Milliseconds(200);
 constexpr absl::Duration kSingleUserTimeout = absl::Minutes(10);
-constexpr size_t kLogTailBytes = 2048;
 // What pgBackRest's restore writes into postgresql.auto.conf (--archive-mode=off, the recovery
 // options, pghaul's wal_retrieve_retry_interval): none of it may outlive the rehearsal, and
 // archive_mode='off' would otherwise stay (Patroni sanitizes only the recovery settings).
@@ -70,14 +68,6 @@ std::string QuoteLiteral(absl::string_view text) {
   return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "''"}}), "'");
 }
 
-std::string Tail(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
-  if (!text.ok()) return absl::StrCat("(", path, " unreadable: ", text.status().message(), ")");
-  std::string tail =
-      text->size() > kLogTailBytes ? text->substr(text->size() - kLogTailBytes) : *text;
-  return std::string(absl::StripAsciiWhitespace(tail));
-}
-
 std::vector<std::string> WithPrefix(const std::vector<std::string>& prefix,
                                     std::vector<std::string> argv) {
   std::vector<std::string> full = prefix;
@@ -106,12 +96,8 @@ absl::StatusOr<ControlData> ReadControlData(const RestoredDataEnvironment& env) 
 }
 
 ServiceControlConfig PrivateServer(const RestoredDataEnvironment& env, const std::string& dir) {
-  ServiceControlConfig service;
-  service.method = ServiceControlConfig::Method::kPgCtl;
-  service.pg_ctl = env.pg_bin_dir + "/pg_ctl";
-  service.data_directory = env.data_directory;
+  ServiceControlConfig service = PgCtlService(env);
   service.log_file = dir + "/recovery.log";
-  service.run_as_prefix = env.run_as_prefix;
   // Command-line settings win over postgresql.conf and postgresql.auto.conf: nobody but this
   // user reaches the server, and it archives nothing (not into the source's stanza, not into
   // the target's) while it finishes the source's recovery.
@@ -140,9 +126,9 @@ absl::StatusOr<ControlData> RecoverPrivately(const RestoredDataEnvironment& env,
   if (on_line) on_line("finishing the restored copy's recovery in a private server");
   absl::StatusOr<Values> started = RunServiceAction(service, start, line);
   if (!started.ok()) {
+    // (RunServiceAction's message ends with the server log's last lines.)
     return absl::FailedPreconditionError(absl::StrCat(
-        "the private server on the restored copy did not start: ", started.status().message(),
-        "; its log ends: ", Tail(service.log_file)));
+        "the private server on the restored copy did not start: ", started.status().message()));
   }
   v1::ServiceAction stop;
   stop.set_action(v1::ServiceAction::STOP);
@@ -162,15 +148,16 @@ absl::StatusOr<ControlData> RecoverPrivately(const RestoredDataEnvironment& env,
       return absl::FailedPreconditionError(
           absl::StrCat("the private server stopped before the restored copy reached "
                        "production (cluster state: ",
-                       control.state, "); its log ends: ", Tail(service.log_file)));
+                       control.state, "); its log ends: ", ServerLogTail(service.log_file)));
     }
     if (cancelled && cancelled()) {
       return absl::CancelledError("cancelled during the restored copy's private recovery");
     }
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the restored copy did not reach production within ", env.wait_seconds,
-          " s (cluster state: ", control.state, "); its log ends: ", Tail(service.log_file)));
+      return absl::DeadlineExceededError(
+          absl::StrCat("the restored copy did not reach production within ", env.wait_seconds,
+                       " s (cluster state: ", control.state,
+                       "); its log ends: ", ServerLogTail(service.log_file)));
     }
     absl::SleepFor(kPollInterval);
   }
@@ -219,6 +206,15 @@ absl::Status RunSingleUser(const RestoredDataEnvironment& env, const std::string
 }
 
 }  // namespace
+
+ServiceControlConfig PgCtlService(const RestoredDataEnvironment& env) {
+  ServiceControlConfig service;
+  service.method = ServiceControlConfig::Method::kPgCtl;
+  service.pg_ctl = env.pg_bin_dir + "/pg_ctl";
+  service.data_directory = env.data_directory;
+  service.run_as_prefix = env.run_as_prefix;
+  return service;
+}
 
 absl::StatusOr<ControlData> ParseControlData(absl::string_view text) {
   ControlData data;

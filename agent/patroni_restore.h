@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "agent/patroni_config.h"
+#include "agent/service_control.h"
 
 namespace pghaul::agent {
 
@@ -45,6 +46,10 @@ struct RestoredDataEnvironment {
   std::vector<std::string> run_as_prefix;  // as the service section's (agent/service_control.h)
   uint32_t wait_seconds = 3600;            // for the private recovery
 };
+
+// pg_ctl on env's data directory (service_control.h's method kPgCtl, with env's run_as_prefix),
+// for the private server and for a PostgreSQL a killed Patroni left running.
+ServiceControlConfig PgCtlService(const RestoredDataEnvironment& env);
 
 // pg_controldata's output, the lines read here.
 struct ControlData {

@@ -292,36 +292,6 @@ absl::Status CommandError(const std::string& name, const CommandOutcome& outcome
       absl::StrCat(name, " ", outcome.result.Describe(), ": ", output));
 }
 
-// The last lines of the server's log (at most 5 lines, from its last 4 KiB), joined by " | ";
-// "" when it cannot be read.
-std::string ServerLogTail(const std::string& path) {
-  constexpr off_t kTailBytes = 4096;
-  constexpr size_t kTailLines = 5;
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return "";
-  struct stat st;
-  std::string text;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-    const off_t from = st.st_size > kTailBytes ? st.st_size - kTailBytes : 0;
-    text.resize(static_cast<size_t>(st.st_size - from));
-    const ssize_t n = pread(fd, text.data(), text.size(), from);
-    text.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    if (from > 0) {  // the first line is cut: drop it
-      const size_t newline = text.find('\n');
-      text.erase(0, newline == std::string::npos ? text.size() : newline + 1);
-    }
-  }
-  close(fd);
-  std::deque<std::string> lines;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty()) continue;
-    lines.emplace_back(line);
-    if (lines.size() > kTailLines) lines.pop_front();
-  }
-  return absl::StrJoin(lines, " | ");
-}
-
 absl::Status ValidatePrefix(const ServiceControlConfig& config) {
   if (!config.run_as_prefix.empty()) {
     PGH_RETURN_IF_ERROR(CheckAbsolute("run_as_prefix[0]", config.run_as_prefix.front()));
@@ -362,6 +332,34 @@ absl::StatusOr<Values> RunStatus(const ServiceControlConfig& config,
 }
 
 }  // namespace
+
+std::string ServerLogTail(const std::string& path) {
+  constexpr off_t kTailBytes = 4096;
+  constexpr size_t kTailLines = 5;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return "";
+  struct stat st;
+  std::string text;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    const off_t from = st.st_size > kTailBytes ? st.st_size - kTailBytes : 0;
+    text.resize(static_cast<size_t>(st.st_size - from));
+    const ssize_t n = pread(fd, text.data(), text.size(), from);
+    text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    if (from > 0) {  // the first line is cut: drop it
+      const size_t newline = text.find('\n');
+      text.erase(0, newline == std::string::npos ? text.size() : newline + 1);
+    }
+  }
+  close(fd);
+  std::deque<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty()) continue;
+    lines.emplace_back(line);
+    if (lines.size() > kTailLines) lines.pop_front();
+  }
+  return absl::StrJoin(lines, " | ");
+}
 
 absl::StatusOr<std::vector<std::string>> ServiceCommand(const ServiceControlConfig& config,
                                                         const v1::ServiceAction& action) {

@@ -88,4 +88,8 @@ absl::StatusOr<std::map<std::string, std::string>> RunServiceAction(
     const ServiceControlConfig& config, const v1::ServiceAction& action,
     const Subprocess::LineCallback& on_line);
 
+// The last lines of a server log such as ServiceControlConfig::log_file (at most 5 lines, from
+// its last 4 KiB), joined by " | "; "" when it cannot be read.
+std::string ServerLogTail(const std::string& path);
+
 }  // namespace pghaul::agent
