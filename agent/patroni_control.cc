@@ -20,6 +20,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -229,9 +230,11 @@ std::optional<pid_t> RunningPostmaster(const std::string& data_directory) {
   return pid;
 }
 
+// `stop_orphan`: stop a PostgreSQL left running afterwards (STOP); false for REJOIN, whose
+// paused Patroni leaves its PostgreSQL running on purpose.
 absl::StatusOr<Values> Stop(const PatroniConfig& config, const RestoredDataEnvironment& env,
                             uint32_t wait, const std::function<void(absl::string_view)>& on_line,
-                            const std::function<bool()>& cancelled) {
+                            const std::function<bool()>& cancelled, bool stop_orphan = true) {
   const std::string& data_directory = env.data_directory;
   PatroniRestClient client(&config);
   std::optional<pid_t> pid;
@@ -276,7 +279,7 @@ absl::StatusOr<Values> Stop(const PatroniConfig& config, const RestoredDataEnvir
   // managing it: stopped here (pg_ctl stop -m fast), since the callers of STOP (the restore,
   // abort) need the data directory free.
   if (std::optional<pid_t> orphan = RunningPostmaster(data_directory);
-      orphan.has_value() && !env.pg_bin_dir.empty()) {
+      stop_orphan && orphan.has_value() && !env.pg_bin_dir.empty()) {
     if (on_line) {
       on_line(absl::StrCat("PostgreSQL (pid ", *orphan,
                            ") runs without Patroni: stopping it with pg_ctl"));
@@ -330,6 +333,141 @@ absl::StatusOr<Values> SetPause(const PatroniConfig& config, bool paused, uint32
   return values;
 }
 
+// PROMOTE: ends the standby cluster and waits, polling every kPromotePoll, until Patroni reports
+// PostgreSQL out of recovery (role master; "promoted" is the moment between pg_ctl promote and
+// the end of recovery). Done again after a success, it finds role master and changes nothing.
+constexpr absl::Duration kPromotePoll = absl::Milliseconds(10);
+absl::StatusOr<Values> Promote(const PatroniConfig& config, uint32_t wait,
+                               const std::function<void(absl::string_view)>& on_line,
+                               const std::function<bool()>& cancelled) {
+  PatroniRestClient client(&config);
+  PGH_ASSIGN_OR_RETURN(PatroniStatus before, client.GetStatus());
+  auto primary = [](const PatroniStatus& status) {
+    return status.role == "master" || status.role == "primary";
+  };
+  std::string detail = "already primary";
+  const absl::Time started = absl::Now();
+  if (!primary(before)) {
+    if (on_line) on_line("PATCH /config standby_cluster=null");
+    PGH_RETURN_IF_ERROR(client.PatchConfig(R"({"standby_cluster":null})"));
+    const absl::Time deadline = started + absl::Seconds(wait);
+    std::string last;
+    while (true) {
+      absl::StatusOr<PatroniStatus> status = client.GetStatus();
+      if (status.ok() && primary(*status)) break;
+      last = status.ok() ? absl::StrCat("state ", status->state, ", role ", status->role)
+                         : std::string(status.status().message());
+      if (cancelled && cancelled()) return absl::CancelledError("cancelled while promoting");
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat("Patroni did not promote within ", wait,
+                                                        " s after standby_cluster was removed from "
+                                                        "its configuration (last: ",
+                                                        last, "); see Patroni's log"));
+      }
+      absl::SleepFor(kPromotePoll);
+    }
+    detail = "promoted";
+  }
+  const int64_t promoted_ms = absl::ToInt64Milliseconds(absl::Now() - started);
+  Values values = StatusValues(config);
+  values["detail"] = detail;
+  values["promoted_ms"] = absl::StrCat(promoted_ms);
+  values["timeline_before"] = absl::StrCat(before.timeline);
+  PGH_LOG_INFO("patroni: {} (timeline {} -> {}) in {} ms", detail, before.timeline,
+               values["timeline"], promoted_ms);
+  return values;
+}
+
+// RESTART: POST /restart, which answers once PostgreSQL is back, then waits until Patroni says
+// running.
+absl::StatusOr<Values> Restart(const PatroniConfig& config, uint32_t wait,
+                               const std::function<void(absl::string_view)>& on_line,
+                               const std::function<bool()>& cancelled) {
+  PatroniRestClient client(&config);
+  if (on_line) on_line("POST /restart");
+  // Right after a promotion Patroni is still finishing it (its HA loop updates the leader key)
+  // and answers 503 "promote already in progress": asked again until it takes the restart.
+  PGH_RETURN_IF_ERROR(WaitUntil(
+      "ready to restart PostgreSQL", absl::Seconds(wait),
+      [&](std::string* last) -> absl::StatusOr<bool> {
+        absl::Status restarted = client.Restart(absl::Seconds(wait));
+        if (!absl::IsUnavailable(restarted) ||
+            !absl::StrContains(restarted.message(), "already in progress")) {
+          PGH_RETURN_IF_ERROR(restarted);
+          return true;
+        }
+        if (last->empty() && on_line) on_line(restarted.message());
+        *last = std::string(restarted.message());
+        return false;
+      },
+      cancelled));
+  PGH_RETURN_IF_ERROR(WaitUntil(
+      "running", absl::Seconds(wait),
+      [&](std::string* last) -> absl::StatusOr<bool> {
+        absl::StatusOr<PatroniStatus> status = client.GetStatus();
+        if (!status.ok()) {
+          *last = std::string(status.status().message());
+          return false;
+        }
+        *last = absl::StrCat("state ", status->state, ", role ", status->role);
+        return status->state == "running";
+      },
+      cancelled));
+  Values values = StatusValues(config);
+  values["detail"] = "restarted";
+  return values;
+}
+
+// REJOIN (tasks.proto): pause, stop, start, resume, reload, PostgreSQL running throughout.
+absl::StatusOr<Values> Rejoin(const PatroniConfig& config, const RestoredDataEnvironment& env,
+                              uint32_t wait, const std::function<void(absl::string_view)>& on_line,
+                              const std::function<bool()>& cancelled) {
+  PatroniRestClient client(&config);
+  PGH_ASSIGN_OR_RETURN(PatroniStatus before, client.GetStatus());
+  if (before.state != "running" || (before.role != "master" && before.role != "primary")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "REJOIN needs PostgreSQL running as a primary under Patroni; Patroni reports state ",
+        before.state, ", role ", before.role));
+  }
+  const std::optional<pid_t> postmaster = RunningPostmaster(env.data_directory);
+  PGH_RETURN_IF_ERROR(SetPause(config, true, wait, on_line, cancelled).status());
+  PGH_RETURN_IF_ERROR(Stop(config, env, wait, on_line, cancelled, /*stop_orphan=*/false).status());
+  if (RunningPostmaster(env.data_directory) != postmaster) {
+    return absl::InternalError(absl::StrCat(
+        "PostgreSQL did not stay up while the paused Patroni stopped (postmaster ",
+        postmaster.has_value() ? absl::StrCat(*postmaster) : "none",
+        " before); Patroni is "
+        "stopped and paused: start it (patroni START) and resume it (patroni RESUME)"));
+  }
+  PGH_RETURN_IF_ERROR(Start(config, wait, on_line, cancelled).status());
+  PGH_RETURN_IF_ERROR(SetPause(config, false, wait, on_line, cancelled).status());
+  if (on_line) on_line("POST /reload");
+  PGH_RETURN_IF_ERROR(client.Reload());
+  const std::string conf_path = absl::StrCat(env.data_directory, "/postgresql.conf");
+  bool restore_command_in_conf = true;
+  PGH_RETURN_IF_ERROR(WaitUntil(
+      "without restore_command in postgresql.conf", absl::Seconds(wait),
+      [&](std::string* last) -> absl::StatusOr<bool> {
+        std::ifstream file(conf_path);
+        std::string line;
+        restore_command_in_conf = false;
+        while (std::getline(file, line)) {
+          if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(line), "restore_command")) {
+            restore_command_in_conf = true;
+          }
+        }
+        *last = restore_command_in_conf ? "restore_command still there" : "";
+        return !restore_command_in_conf;
+      },
+      cancelled));
+  Values values = StatusValues(config);
+  values["detail"] = "Patroni restarted around the running PostgreSQL";
+  values["restore_command_in_conf"] = restore_command_in_conf ? "true" : "false";
+  PGH_LOG_INFO("patroni: rejoined PostgreSQL pid {} (timeline {})",
+               postmaster.has_value() ? *postmaster : 0, values["timeline"]);
+  return values;
+}
+
 // The socket inodes listening on `port` in one /proc/net/tcp-style file.
 void ListeningInodes(const std::string& path, int port, std::set<std::string>& inodes) {
   std::ifstream file(path);
@@ -358,11 +496,17 @@ absl::Status ValidatePatroniAction(const v1::PatroniAction& action) {
     case v1::PatroniAction::RESUME:
     case v1::PatroniAction::PREPARE_RESTORED:
     case v1::PatroniAction::CLEAR_INITIALIZE:
+    case v1::PatroniAction::ROLE_VERIFIERS:
+    case v1::PatroniAction::FOLLOW_ARCHIVE:
+    case v1::PatroniAction::PROMOTE:
+    case v1::PatroniAction::RESTART:
+    case v1::PatroniAction::REJOIN:
       break;
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "patroni: unknown action ", static_cast<int>(action.action()),
-          " (expected STATUS, START, STOP, PAUSE, RESUME, PREPARE_RESTORED or CLEAR_INITIALIZE)"));
+          " (expected STATUS, START, STOP, PAUSE, RESUME, PREPARE_RESTORED, CLEAR_INITIALIZE, "
+          "ROLE_VERIFIERS, FOLLOW_ARCHIVE, PROMOTE, RESTART or REJOIN)"));
   }
   if (action.wait_seconds() > kMaxWaitSeconds) {
     return absl::InvalidArgumentError(absl::StrCat("patroni: wait_seconds must be at most ",
@@ -398,6 +542,16 @@ absl::StatusOr<std::map<std::string, std::string>> RunPatroniAction(
     }
     case v1::PatroniAction::CLEAR_INITIALIZE:
       return ClearInitializeKey(config, on_line);
+    case v1::PatroniAction::ROLE_VERIFIERS:
+      return RoleVerifiers(config);
+    case v1::PatroniAction::FOLLOW_ARCHIVE:
+      return FollowArchive(config, env, on_line);
+    case v1::PatroniAction::PROMOTE:
+      return Promote(config, wait, on_line, cancelled);
+    case v1::PatroniAction::RESTART:
+      return Restart(config, wait, on_line, cancelled);
+    case v1::PatroniAction::REJOIN:
+      return Rejoin(config, env, wait, on_line, cancelled);
     default:
       break;
   }

@@ -15,8 +15,16 @@
 //           pg_ctl stop -m fast. postgres_stopped says whether
 //           <data_directory>/postmaster.pid is gone afterwards.
 //   PAUSE / RESUME  PATCH /config, then poll GET /patroni until "pause" matches.
-//   PREPARE_RESTORED / CLEAR_INITIALIZE  agent/patroni_restore.h.
-// Every wait polls every 100 ms, up to wait_seconds (0: 60), and stops early on cancel.
+//   PROMOTE  role master already -> "already primary"; else PATCH /config
+//            {"standby_cluster": null} and poll GET /patroni every 10 ms until role master.
+//   RESTART  POST /restart (Patroni answers once PostgreSQL is back; 503 "... already in
+//            progress" is asked again), then poll until running.
+//   REJOIN   PAUSE, STOP (PostgreSQL left running), START, RESUME, POST /reload, then poll
+//            until postgresql.conf has no restore_command: Patroni's in-memory recovery
+//            parameters dropped without restarting PostgreSQL.
+//   PREPARE_RESTORED / CLEAR_INITIALIZE / ROLE_VERIFIERS / FOLLOW_ARCHIVE
+//            agent/patroni_restore.h.
+// Every other wait polls every 100 ms, up to wait_seconds (0: 60), and stops early on cancel.
 #pragma once
 
 #include <sys/types.h>

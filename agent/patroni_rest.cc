@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -98,14 +99,14 @@ absl::StatusOr<PatroniStatus> ParsePatroniStatus(absl::string_view text) {
 
 absl::StatusOr<std::string> PatroniRestClient::Call(absl::string_view method,
                                                     absl::string_view target,
-                                                    absl::string_view body,
-                                                    int* status_code) const {
+                                                    absl::string_view body, int* status_code,
+                                                    absl::Duration timeout) const {
   HttpRequest request;
   request.method = std::string(method);
   request.host = config_->rest_api_host;
   request.port = config_->rest_api_port;
   request.target = std::string(target);
-  request.timeout = config_->request_timeout;
+  request.timeout = timeout > absl::ZeroDuration() ? timeout : config_->request_timeout;
   request.max_response_bytes = kMaxResponseBytes;
   request.headers.emplace_back("Accept", "application/json");
   if (!body.empty()) {
@@ -163,10 +164,12 @@ absl::Status PatroniRestClient::CheckDcs() const {
 }
 
 absl::Status PatroniRestClient::SetPause(bool paused) const {
+  return PatchConfig(paused ? R"({"pause":true})" : R"({"pause":null})");
+}
+
+absl::Status PatroniRestClient::PatchConfig(absl::string_view patch) const {
   int code = 0;
-  PGH_ASSIGN_OR_RETURN(
-      std::string body,
-      Call("PATCH", "/config", paused ? R"({"pause":true})" : R"({"pause":null})", &code));
+  PGH_ASSIGN_OR_RETURN(std::string body, Call("PATCH", "/config", patch, &code));
   if (code == 200) return absl::OkStatus();
   std::string hint;
   if (code == 401 || code == 403) {
@@ -178,6 +181,26 @@ absl::Status PatroniRestClient::SetPause(bool paused) const {
   }
   return absl::FailedPreconditionError(absl::StrCat("PATCH /config on ", config_->RestApiAddress(),
                                                     " answered ", code, hint, ": ", Excerpt(body)));
+}
+
+absl::Status PatroniRestClient::Restart(absl::Duration timeout) const {
+  int code = 0;
+  PGH_ASSIGN_OR_RETURN(std::string body, Call("POST", "/restart", "{}", &code, timeout));
+  if (code == 200) return absl::OkStatus();
+  if (code == 503 && absl::StrContains(body, "already in progress")) {
+    return absl::UnavailableError(absl::StrCat("POST /restart on ", config_->RestApiAddress(),
+                                               " answered 503: ", Excerpt(body)));
+  }
+  return absl::FailedPreconditionError(absl::StrCat("POST /restart on ", config_->RestApiAddress(),
+                                                    " answered ", code, ": ", Excerpt(body)));
+}
+
+absl::Status PatroniRestClient::Reload() const {
+  int code = 0;
+  PGH_ASSIGN_OR_RETURN(std::string body, Call("POST", "/reload", "{}", &code));
+  if (code == 200 || code == 202) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("POST /reload on ", config_->RestApiAddress(),
+                                                    " answered ", code, ": ", Excerpt(body)));
 }
 
 v1::PatroniFacts GatherPatroniFacts(const PatroniConfig& config) {

@@ -65,9 +65,25 @@ class PatroniRestClient {
   // DCS yet.
   absl::Status SetPause(bool paused) const;
 
+  // PATCH /config with `body` (a JSON object merged into the dynamic configuration; null
+  // removes a key). Errors: as SetPause.
+  absl::Status PatchConfig(absl::string_view body) const;
+
+  // POST /restart {}: Patroni restarts PostgreSQL and answers once it is done (waiting up to
+  // `timeout` for that answer). Errors: as GetStatus; Unavailable when Patroni answers 503
+  // "... already in progress" (a promotion or restart of its own runs: try again shortly);
+  // FailedPrecondition for any other answer than 200 (Patroni's own message).
+  absl::Status Restart(absl::Duration timeout) const;
+
+  // POST /reload: Patroni reads its configuration again and sends PostgreSQL a SIGHUP.
+  // Errors: as GetStatus, FailedPrecondition for an answer other than 200 or 202.
+  absl::Status Reload() const;
+
  private:
+  // `timeout` 0: rest_api.timeout.
   absl::StatusOr<std::string> Call(absl::string_view method, absl::string_view target,
-                                   absl::string_view body, int* status_code) const;
+                                   absl::string_view body, int* status_code,
+                                   absl::Duration timeout = absl::ZeroDuration()) const;
 
   const PatroniConfig* config_;
 };

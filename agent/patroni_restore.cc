@@ -19,6 +19,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/patroni_rest.h"
+#include "agent/scram_verifier.h"
 #include "common/files.h"
 #include "common/http_client.h"
 #include "common/logging.h"
@@ -348,16 +349,61 @@ std::string EtcdDeleteRangeBody(absl::string_view key) {
   return body.dump();
 }
 
-absl::StatusOr<Values> ClearInitializeKey(const PatroniConfig& config,
-                                          const std::function<void(absl::string_view)>& on_line) {
-  PatroniRestClient client(&config);
-  if (RestApiAnswers(client)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("Patroni's REST API at ", config.RestApiAddress(),
-                     " answers: stop Patroni (patroni STOP) before clearing its initialize key"));
+std::optional<std::string> AutoConfSetting(absl::string_view text, absl::string_view name) {
+  std::optional<std::string> found;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!absl::ConsumePrefix(&line, name)) continue;
+    line = absl::StripLeadingAsciiWhitespace(line);
+    if (!absl::ConsumePrefix(&line, "=")) continue;
+    line = absl::StripLeadingAsciiWhitespace(line);
+    if (!absl::ConsumePrefix(&line, "'")) continue;
+    std::string value;
+    bool closed = false;
+    for (size_t i = 0; i < line.size(); ++i) {
+      if (line[i] == '\'' && i + 1 < line.size() && line[i + 1] == '\'') {
+        value.push_back('\'');
+        ++i;
+      } else if (line[i] == '\'') {
+        closed = true;
+        break;
+      } else if (line[i] == '\\' && i + 1 < line.size()) {
+        value.push_back(line[++i]);
+      } else {
+        value.push_back(line[i]);
+      }
+    }
+    if (closed) found = std::move(value);  // the last one wins, as in PostgreSQL
   }
-  PGH_ASSIGN_OR_RETURN(PatroniFileSettings settings, ReadPatroniFileSettings(config.config_file));
-  const std::string key = settings.ClusterPrefix() + "initialize";
+  return found;
+}
+
+absl::StatusOr<std::string> StandbyClusterConfig(absl::string_view current,
+                                                 absl::string_view restore_command) {
+  nlohmann::json config = nlohmann::json::object();
+  if (!current.empty()) {
+    config = nlohmann::json::parse(current, nullptr, /*allow_exceptions=*/false);
+    if (!config.is_object()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Patroni's dynamic configuration in etcd is not a JSON object: ",
+                       absl::CHexEscape(current.substr(0, 200))));
+    }
+  }
+  config["standby_cluster"] = {{"restore_command", std::string(restore_command)}};
+  return config.dump();
+}
+
+namespace {
+
+// What etcd's JSON gateway answered, and which host of patroni.yml.
+struct EtcdAnswer {
+  std::string host;
+  nlohmann::json body;
+};
+
+// Refuses what the agent cannot reach etcd with; `by_hand` says what to do instead.
+absl::Status CheckEtcdUsable(const PatroniConfig& config, const PatroniFileSettings& settings,
+                             absl::string_view by_hand) {
   if (settings.scope.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat(config.config_file, " has no scope: cannot tell the cluster's DCS keys"));
@@ -369,18 +415,24 @@ absl::StatusOr<Values> ClearInitializeKey(const PatroniConfig& config,
                          ? " names no etcd3 host or hosts"
                          : absl::StrCat(" asks for what the agent cannot do with etcd (",
                                         absl::StrJoin(settings.etcd3_unsupported, ", "), ")"),
-                     ": delete the key ", key, " by hand (etcdctl del ", key,
-                     ") with Patroni stopped, then "
-                     "resume the phase"));
+                     ": ", by_hand));
   }
+  return absl::OkStatus();
+}
+
+// POST `target` with `body` to each etcd3 host of patroni.yml in turn, until one answers 200
+// with a JSON object.
+absl::StatusOr<EtcdAnswer> EtcdPost(const PatroniConfig& config,
+                                    const PatroniFileSettings& settings, absl::string_view target,
+                                    const std::string& body, absl::string_view by_hand) {
   std::vector<std::string> errors;
   for (const std::string& host_port : settings.etcd3_hosts) {
     HttpRequest request;
     request.method = "POST";
     PGH_RETURN_IF_ERROR(SplitHostPort(host_port, &request.host, &request.port));
-    request.target = "/v3/kv/deleterange";
+    request.target = std::string(target);
     request.headers.emplace_back("Content-Type", "application/json");
-    request.body = EtcdDeleteRangeBody(key);
+    request.body = body;
     request.timeout = config.request_timeout;
     absl::StatusOr<HttpResponse> response = SendHttpRequest(request);
     if (!response.ok()) {
@@ -393,36 +445,141 @@ absl::StatusOr<Values> ClearInitializeKey(const PatroniConfig& config,
                                     response->body.substr(0, 200)));
       continue;
     }
-    Values values;
-    values["etcd"] = host_port;
-    values["key"] = key;
-    // int64 fields are strings in etcd's JSON, and a zero one is left out.
-    values["deleted"] = "0";
-    if (json.contains("deleted") && json["deleted"].is_string()) {
-      values["deleted"] = json["deleted"].get<std::string>();
-    } else if (json.contains("deleted") && json["deleted"].is_number_integer()) {
-      values["deleted"] = absl::StrCat(json["deleted"].get<int64_t>());
-    }
-    values["previous"] = "";
-    if (json.contains("prev_kvs") && json["prev_kvs"].is_array() && !json["prev_kvs"].empty() &&
-        json["prev_kvs"][0].is_object() && json["prev_kvs"][0].contains("value") &&
-        json["prev_kvs"][0]["value"].is_string()) {
-      std::string value;
-      if (absl::Base64Unescape(json["prev_kvs"][0]["value"].get<std::string>(), &value)) {
-        values["previous"] = value;
-      }
-    }
-    values["detail"] = values["deleted"] == "0"
-                           ? absl::StrCat(key, " was not set")
-                           : absl::StrCat("deleted ", key, " (it held ", values["previous"], ")");
-    if (on_line) on_line(values["detail"]);
-    PGH_LOG_INFO("patroni: {} via etcd {}", values["detail"], host_port);
-    return values;
+    return EtcdAnswer{host_port, std::move(json)};
   }
+  return absl::FailedPreconditionError(absl::StrCat("no etcd host of ", config.config_file,
+                                                    " answered: ", absl::StrJoin(errors, "; "),
+                                                    "; ", by_hand));
+}
+
+// The value of the first key-value in a Range or DeleteRange answer (`field` "kvs" or
+// "prev_kvs"), base64-decoded; nullopt when there is none.
+std::optional<std::string> FirstValue(const nlohmann::json& answer, const char* field) {
+  if (!answer.contains(field) || !answer[field].is_array() || answer[field].empty() ||
+      !answer[field][0].is_object() || !answer[field][0].contains("value") ||
+      !answer[field][0]["value"].is_string()) {
+    return std::nullopt;
+  }
+  std::string value;
+  if (!absl::Base64Unescape(answer[field][0]["value"].get<std::string>(), &value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+absl::Status RefuseWhileRunning(const PatroniConfig& config, absl::string_view what) {
+  PatroniRestClient client(&config);
+  if (!RestApiAnswers(client)) return absl::OkStatus();
   return absl::FailedPreconditionError(
-      absl::StrCat("no etcd host of ", config.config_file,
-                   " answered: ", absl::StrJoin(errors, "; "), "; delete ", key,
-                   " by hand (etcdctl del ", key, ") with Patroni stopped, then resume the phase"));
+      absl::StrCat("Patroni's REST API at ", config.RestApiAddress(),
+                   " answers: stop Patroni (patroni STOP) ", what));
+}
+
+// Deletes <prefix>initialize. values: deleted, previous, etcd, key, detail.
+absl::StatusOr<Values> DeleteInitializeKey(const PatroniConfig& config,
+                                           const PatroniFileSettings& settings,
+                                           const std::function<void(absl::string_view)>& on_line) {
+  const std::string key = settings.ClusterPrefix() + "initialize";
+  const std::string by_hand = absl::StrCat("delete the key ", key, " by hand (etcdctl del ", key,
+                                           ") with Patroni stopped, then resume the phase");
+  PGH_RETURN_IF_ERROR(CheckEtcdUsable(config, settings, by_hand));
+  PGH_ASSIGN_OR_RETURN(EtcdAnswer answer, EtcdPost(config, settings, "/v3/kv/deleterange",
+                                                   EtcdDeleteRangeBody(key), by_hand));
+  const nlohmann::json& json = answer.body;
+  Values values;
+  values["etcd"] = answer.host;
+  values["key"] = key;
+  // int64 fields are strings in etcd's JSON, and a zero one is left out.
+  values["deleted"] = "0";
+  if (json.contains("deleted") && json["deleted"].is_string()) {
+    values["deleted"] = json["deleted"].get<std::string>();
+  } else if (json.contains("deleted") && json["deleted"].is_number_integer()) {
+    values["deleted"] = absl::StrCat(json["deleted"].get<int64_t>());
+  }
+  values["previous"] = FirstValue(json, "prev_kvs").value_or("");
+  values["detail"] = values["deleted"] == "0"
+                         ? absl::StrCat(key, " was not set")
+                         : absl::StrCat("deleted ", key, " (it held ", values["previous"], ")");
+  if (on_line) on_line(values["detail"]);
+  PGH_LOG_INFO("patroni: {} via etcd {}", values["detail"], answer.host);
+  return values;
+}
+
+}  // namespace
+
+absl::StatusOr<Values> ClearInitializeKey(const PatroniConfig& config,
+                                          const std::function<void(absl::string_view)>& on_line) {
+  PGH_RETURN_IF_ERROR(RefuseWhileRunning(config, "before clearing its initialize key"));
+  PGH_ASSIGN_OR_RETURN(PatroniFileSettings settings, ReadPatroniFileSettings(config.config_file));
+  return DeleteInitializeKey(config, settings, on_line);
+}
+
+absl::StatusOr<Values> RoleVerifiers(const PatroniConfig& config) {
+  PGH_ASSIGN_OR_RETURN(PatroniFileSettings settings, ReadPatroniFileSettings(config.config_file));
+  struct Role {
+    const char* kind;
+    const std::string& name;
+    const std::optional<std::string>& password;
+  };
+  const Role roles[] = {{"superuser", settings.superuser, settings.superuser_password},
+                        {"replication", settings.replication, settings.replication_password},
+                        {"rewind", settings.rewind, settings.rewind_password}};
+  Values values;
+  for (const Role& role : roles) {
+    if (role.name.empty()) continue;
+    values[role.kind] = role.name;
+    if (!role.password.has_value()) continue;
+    PGH_ASSIGN_OR_RETURN(std::string verifier, NewScramSha256Verifier(*role.password));
+    values[absl::StrCat(role.kind, "_verifier")] = std::move(verifier);
+  }
+  return values;
+}
+
+absl::StatusOr<Values> FollowArchive(const PatroniConfig& config,
+                                     const RestoredDataEnvironment& env,
+                                     const std::function<void(absl::string_view)>& on_line) {
+  PGH_RETURN_IF_ERROR(RefuseWhileRunning(config, "before making it follow the archive"));
+  if (!Exists(env.data_directory + "/standby.signal")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        env.data_directory,
+        " holds no standby.signal: FOLLOW_ARCHIVE is for a copy pgBackRest restored with "
+        "--type=standby"));
+  }
+  const std::string auto_conf = env.data_directory + "/postgresql.auto.conf";
+  PGH_ASSIGN_OR_RETURN(std::string text, ReadFile(auto_conf));
+  std::optional<std::string> restore_command = AutoConfSetting(text, "restore_command");
+  if (!restore_command.has_value() || restore_command->empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        auto_conf, " has no restore_command: restore the standby copy with pgBackRest first"));
+  }
+  PGH_ASSIGN_OR_RETURN(PatroniFileSettings settings, ReadPatroniFileSettings(config.config_file));
+  const std::string key = settings.ClusterPrefix() + "config";
+  const std::string by_hand = absl::StrCat(
+      "set standby_cluster.restore_command in Patroni's dynamic configuration (", key,
+      ") and delete ", settings.ClusterPrefix(), "initialize by hand, with Patroni stopped");
+  PGH_RETURN_IF_ERROR(CheckEtcdUsable(config, settings, by_hand));
+  PGH_ASSIGN_OR_RETURN(EtcdAnswer current,
+                       EtcdPost(config, settings, "/v3/kv/range",
+                                nlohmann::json{{"key", absl::Base64Escape(key)}}.dump(), by_hand));
+  PGH_ASSIGN_OR_RETURN(
+      std::string updated,
+      StandbyClusterConfig(FirstValue(current.body, "kvs").value_or(""), *restore_command));
+  PGH_RETURN_IF_ERROR(EtcdPost(config, settings, "/v3/kv/put",
+                               nlohmann::json{{"key", absl::Base64Escape(key)},
+                                              {"value", absl::Base64Escape(updated)}}
+                                   .dump(),
+                               by_hand)
+                          .status());
+  if (on_line) on_line(absl::StrCat("etcd: ", key, " has standby_cluster.restore_command"));
+  PGH_LOG_INFO("patroni: {} now has standby_cluster.restore_command = {}", key, *restore_command);
+  PGH_ASSIGN_OR_RETURN(Values deleted, DeleteInitializeKey(config, settings, on_line));
+  Values values;
+  values["restore_command"] = *restore_command;
+  values["initialize_deleted"] = deleted["deleted"];
+  values["etcd"] = current.host;
+  values["detail"] = absl::StrCat("Patroni's configuration (", key,
+                                  ") follows the source's archive; ", deleted["detail"]);
+  return values;
 }
 
 }  // namespace pghaul::agent

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,29 @@ absl::StatusOr<std::string> PatroniRolesScript(const PatroniFileSettings& settin
 absl::StatusOr<std::map<std::string, std::string>> PrepareRestoredData(
     const PatroniConfig& config, const RestoredDataEnvironment& env,
     const std::function<void(absl::string_view)>& on_line, const std::function<bool()>& cancelled);
+
+// The value of the last `name = '...'` line of a postgresql.auto.conf text ('' and \\ escapes
+// undone), as ALTER SYSTEM and pgBackRest write them; nullopt when there is none.
+std::optional<std::string> AutoConfSetting(absl::string_view text, absl::string_view name);
+
+// Patroni's dynamic configuration (the JSON text of <prefix>config, "" when absent) with
+// standby_cluster set to {restore_command}, everything else kept. Errors: FailedPrecondition
+// when `current` is not a JSON object.
+absl::StatusOr<std::string> StandbyClusterConfig(absl::string_view current,
+                                                 absl::string_view restore_command);
+
+// ROLE_VERIFIERS (tasks.proto). Errors: those of reading patroni.yml; Internal without random
+// bytes.
+absl::StatusOr<std::map<std::string, std::string>> RoleVerifiers(const PatroniConfig& config);
+
+// FOLLOW_ARCHIVE (tasks.proto): standby_cluster.restore_command is the restore_command
+// pgBackRest wrote into postgresql.auto.conf (it names the migration's pgBackRest configuration,
+// which holds pg1-path of this data directory). Errors: FailedPrecondition when Patroni's REST
+// API answers, without standby.signal or restore_command, when etcd cannot be used or reached
+// (what to do by hand is said), or the configuration in etcd is not JSON.
+absl::StatusOr<std::map<std::string, std::string>> FollowArchive(
+    const PatroniConfig& config, const RestoredDataEnvironment& env,
+    const std::function<void(absl::string_view)>& on_line);
 
 // The JSON body of an etcd v3 DeleteRange of exactly `key`, asking for the previous value.
 std::string EtcdDeleteRangeBody(absl::string_view key);

@@ -17,6 +17,17 @@ absl::StatusOr<std::string> QuoteLiteral(PgConnection& conn, absl::string_view v
   return literal;
 }
 
+absl::StatusOr<std::string> QuoteIdentifier(PgConnection& conn, absl::string_view name) {
+  char* quoted = PQescapeIdentifier(conn.raw(), name.data(), name.size());
+  if (quoted == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("cannot quote an identifier: ", PQerrorMessage(conn.raw())));
+  }
+  std::string identifier(quoted);
+  PQfreemem(quoted);
+  return identifier;
+}
+
 absl::Status AlterSystemSet(PgConnection& conn, absl::string_view name, absl::string_view value) {
   PGH_ASSIGN_OR_RETURN(std::string literal, QuoteLiteral(conn, value));
   const std::string statement = absl::StrCat("ALTER SYSTEM SET ", name, " = ", literal);

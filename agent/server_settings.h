@@ -16,6 +16,9 @@ namespace pghaul::agent {
 // standard_conforming_strings. Errors: Internal when libpq cannot quote it.
 absl::StatusOr<std::string> QuoteLiteral(PgConnection& conn, absl::string_view value);
 
+// `name` as an SQL identifier (double-quoted by libpq). Errors: Internal when libpq cannot.
+absl::StatusOr<std::string> QuoteIdentifier(PgConnection& conn, absl::string_view name);
+
 // ALTER SYSTEM SET <name> = <value>. `name` must be a constant of the caller's (never a value
 // that came from outside); `value` is quoted. The change is in postgresql.auto.conf only: reload
 // (ReloadConfigurationAndWait in sql_catalogue.h) for it to apply. Errors: those of QuoteLiteral

@@ -11,6 +11,7 @@
 #include "agent/hba_fence.h"
 #include "agent/pg_connection.h"
 #include "agent/promotion.h"
+#include "agent/role_creation.h"
 #include "agent/row_ranges.h"
 #include "agent/schema_catalogue.h"
 #include "agent/table_checksums.h"
@@ -318,6 +319,9 @@ absl::Status ValidateSqlQueryFields(const v1::SqlQuery& query) {
     case v1::SqlQuery::UNFENCE:
     case v1::SqlQuery::FENCE_STATUS:
       return ValidateMigrationId(query.migration_id());
+    case v1::SqlQuery::ENSURE_ROLES:
+    case v1::SqlQuery::DROP_ROLES:
+      return ValidateRolesToEnsure(query);
     default:
       return absl::OkStatus();
   }
@@ -361,6 +365,10 @@ absl::StatusOr<std::map<std::string, std::string>> RunSqlQuery(const PostgresCon
       return Unfence(conn, query.migration_id());
     case v1::SqlQuery::FENCE_STATUS:
       return FenceStatus(conn, query.migration_id());
+    case v1::SqlQuery::ENSURE_ROLES:
+      return EnsureRoles(conn, query);
+    case v1::SqlQuery::DROP_ROLES:
+      return DropRoles(conn, query);
     case v1::SqlQuery::TABLE_CHECKSUMS:
       return ComputeTableChecksums(conn);
     case v1::SqlQuery::SCHEMA_CATALOG:

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "common/time_proto.h"
+#include "controller/patroni_steps.h"
 #include "controller/phase_tasks.h"
 #include "controller/preflight_checks.h"
 #include "controller/verify_phase.h"
@@ -35,21 +36,9 @@ constexpr uint32_t kCutoverWalRetrieveRetryMs = 10;
 // segment: seconds), and how often the catch-up journals the lag while it waits.
 constexpr absl::Duration kSettleTimeout = absl::Minutes(2);
 constexpr absl::Duration kLagJournalInterval = absl::Seconds(2);
-constexpr uint32_t kMaxAgentWaitSeconds = 3600;
 
 // The label of the newest backup in `pgbackrest info --output=json` of one stanza ("" when it
 // lists none), and its database size when `bytes` is not null.
-// The value `key` of an agent's result, "" when the result lacks it: an agent of another version
-// (or one gone wrong) must fail the step with a message, never abort the controller.
-std::string ResultValue(const v1::TaskResult& result, const std::string& key) {
-  auto it = result.values().find(key);
-  return it == result.values().end() ? std::string() : it->second;
-}
-
-std::string Seconds(absl::Duration d) {
-  return absl::StrFormat("%.1f s", absl::ToDoubleSeconds(d));
-}
-
 std::string LastBackupLabel(const std::string& info_json, uint64_t* bytes = nullptr) {
   nlohmann::json json = nlohmann::json::parse(info_json, nullptr, false);
   if (!json.is_array() || json.empty() || !json[0].is_object() || !json[0].contains("backup") ||
@@ -206,7 +195,8 @@ absl::Status Backup(PhaseContext& ctx) {
 // Points the standby target's archiving at the migration's new stanza, so that once promoted it
 // archives there and never into the source's. A standby archives nothing while it recovers
 // (archive_mode = on, not always), and archive_mode needs a restart, which a standby takes
-// without losing anything: done here, it costs the cutover nothing.
+// without losing anything: done here, it costs the cutover nothing. Under Patroni the restart
+// is Patroni's (POST /restart), and the settings in postgresql.auto.conf override its own.
 absl::Status ArchiveIntoNewStanza(PhaseContext& ctx) {
   const Plan& plan = ctx.plan();
   v1::Task enable = SqlTask(v1::SqlQuery::ENABLE_ARCHIVING, plan.name);
@@ -215,9 +205,11 @@ absl::Status ArchiveIntoNewStanza(PhaseContext& ctx) {
                        ctx.Run(plan.target_agent, "target-archiving", enable));
   auto restart = archiving.values().find("restart_needed");
   if (restart != archiving.values().end() && restart->second == "true") {
-    PGH_RETURN_IF_ERROR(
-        ctx.Run(plan.target_agent, "restart-standby", ServiceTask(v1::ServiceAction::RESTART))
-            .status());
+    PGH_RETURN_IF_ERROR(ctx.Run(plan.target_agent, "restart-standby",
+                                TargetUnderPatroni(ctx.record())
+                                    ? PatroniTask(v1::PatroniAction::RESTART, 300)
+                                    : ServiceTask(v1::ServiceAction::RESTART))
+                            .status());
   }
   ctx.Event("info", absl::StrCat("once promoted, the target archives into stanza ",
                                  plan.cutover.new_stanza, " (the source's stanza ", plan.stanza,
@@ -240,93 +232,6 @@ absl::StatusOr<bool> DetectTargetManager(PhaseContext& ctx) {
   return patroni;
 }
 
-// Waits until Patroni reports the restored copy as its Leader: the leader lock held, role
-// master, and the system identifier of the restored copy (`system_identifier`, "" when
-// unknown). A Patroni that stops answering for kPatroniGoneAfter (killed, or exited on an
-// error) fails the wait at once rather than at the deadline.
-constexpr absl::Duration kPatroniGoneAfter = absl::Seconds(10);
-absl::StatusOr<v1::TaskResult> WaitForPatroniLeader(PhaseContext& ctx,
-                                                    const std::string& system_identifier,
-                                                    absl::Duration timeout) {
-  const absl::Time deadline = ctx.Now() + timeout;
-  std::optional<absl::Time> unreachable_since;
-  while (true) {
-    PGH_ASSIGN_OR_RETURN(v1::TaskResult status,
-                         ctx.Run(ctx.plan().target_agent, "patroni-status",
-                                 PatroniTask(v1::PatroniAction::STATUS), {.read_only = true}));
-    if (ctx.dry_run()) return status;
-    if (ResultValue(status, "reachable") != "true") {
-      if (!unreachable_since.has_value()) unreachable_since = ctx.Now();
-      if (ctx.Now() - *unreachable_since >= kPatroniGoneAfter) {
-        return absl::UnavailableError(absl::StrCat(
-            "Patroni on the target stopped answering while it took the restored copy over (",
-            ResultValue(status, "error"),
-            "): it was killed or exited; see its log. The source "
-            "is untouched: run the restore again (it starts over) or abort"));
-      }
-    } else {
-      unreachable_since.reset();
-      if (ResultValue(status, "leader") == "true" && ResultValue(status, "role") == "master") {
-        if (!system_identifier.empty() &&
-            ResultValue(status, "system_identifier") != system_identifier) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "Patroni leads a cluster with system identifier ",
-              ResultValue(status, "system_identifier"), ", not the restored copy's ",
-              system_identifier, ": another node of its scope may have taken the lock"));
-        }
-        return status;
-      }
-    }
-    if (ctx.Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "Patroni did not take the restored copy over within ", absl::FormatDuration(timeout),
-          " (state ", ResultValue(status, "state"), ", role ", ResultValue(status, "role"),
-          "); see Patroni's log on the target"));
-    }
-    if (!ctx.Sleep(kPollInterval)) return absl::CancelledError("stopped while waiting");
-  }
-}
-
-// The rehearsal restore into a Patroni target (docs/patroni.md): Patroni stopped, pgBackRest's
-// delta restore (which keeps Patroni's postgresql.conf, postgresql.base.conf and pg_hba.conf),
-// the recovery finished privately and Patroni's roles given (PREPARE_RESTORED), the DCS's
-// `initialize` key cleared, then Patroni started to adopt the copy as its Leader.
-absl::Status HandOverToPatroni(PhaseContext& ctx) {
-  const Plan& plan = ctx.plan();
-  const absl::Time started = ctx.Now();
-  PGH_ASSIGN_OR_RETURN(
-      v1::TaskResult prepared,
-      ctx.Run(plan.target_agent, "prepare-for-patroni",
-              PatroniTask(v1::PatroniAction::PREPARE_RESTORED, kMaxAgentWaitSeconds)));
-  if (!ctx.dry_run()) {
-    std::vector<std::string> roles =
-        absl::StrSplit(ResultValue(prepared, "roles"), ", ", absl::SkipEmpty());
-    PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
-      r.mutable_info()->clear_target_patroni_roles();
-      for (const std::string& role : roles) r.mutable_info()->add_target_patroni_roles(role);
-    }));
-    ctx.Event("info", absl::StrCat("recovery finished privately; Patroni's roles (",
-                                   ResultValue(prepared, "roles"), ") are in the restored copy"));
-  }
-  PGH_ASSIGN_OR_RETURN(v1::TaskResult cleared,
-                       ctx.Run(plan.target_agent, "clear-initialize",
-                               PatroniTask(v1::PatroniAction::CLEAR_INITIALIZE)));
-  if (!ctx.dry_run()) ctx.Event("info", absl::StrCat("etcd: ", ResultValue(cleared, "detail")));
-  PGH_RETURN_IF_ERROR(
-      ctx.Run(plan.target_agent, "start-patroni", PatroniTask(v1::PatroniAction::START, 300))
-          .status());
-  PGH_ASSIGN_OR_RETURN(
-      v1::TaskResult leader,
-      WaitForPatroniLeader(ctx, ResultValue(prepared, "system_identifier"), absl::Minutes(5)));
-  if (!ctx.dry_run()) {
-    ctx.Event("info", absl::StrCat("Patroni leads the restored copy: timeline ",
-                                   ResultValue(leader, "timeline"), ", system identifier ",
-                                   ResultValue(leader, "system_identifier"), ", ",
-                                   Seconds(ctx.Now() - started), " after the pgBackRest restore"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status Restore(PhaseContext& ctx) {
   const Plan& plan = ctx.plan();
   v1::MigrationRecord record = ctx.record();
@@ -335,12 +240,7 @@ absl::Status Restore(PhaseContext& ctx) {
                                                    : record.request().set();
   PGH_RETURN_IF_ERROR(Configure(ctx, plan.target_agent));
   PGH_ASSIGN_OR_RETURN(const bool patroni, DetectTargetManager(ctx));
-  if (patroni && standby) {
-    return absl::UnimplementedError(
-        "a standby restore into a Patroni target is not supported yet (docs/patroni.md): "
-        "nothing was changed; restore a rehearsal copy (pghaul restore --mode rehearsal), or "
-        "cut over to a target that Patroni does not manage");
-  }
+  if (patroni && standby) PGH_RETURN_IF_ERROR(GiveSourcePatroniRoles(ctx));
   PGH_RETURN_IF_ERROR(
       ctx.Update([](v1::MigrationRecord& r) { r.set_target_restored(true); }));
   PGH_RETURN_IF_ERROR(StopTarget(ctx, ""));
@@ -365,7 +265,7 @@ absl::Status Restore(PhaseContext& ctx) {
   PGH_RETURN_IF_ERROR(
       ctx.Run(plan.target_agent, "restore", restore, {.track_progress = true}).status());
   if (patroni) {
-    PGH_RETURN_IF_ERROR(HandOverToPatroni(ctx));
+    PGH_RETURN_IF_ERROR(standby ? FollowSourceUnderPatroni(ctx) : HandOverToPatroni(ctx));
   } else {
     PGH_RETURN_IF_ERROR(
         ctx.Run(plan.target_agent, "start-target", ServiceTask(v1::ServiceAction::START)).status());
@@ -770,11 +670,25 @@ absl::Status Cutover(PhaseContext& ctx) {
       return absl::InternalError("the source's FENCE_STATUS result has no 'fenced' value");
     }
   }
-  // Everything the target needs is replayed: it ends recovery without asking the archive for
-  // anything (promotion.h in the agent), and its new timeline's history goes to the new stanza.
-  v1::Task promote = SqlTask(v1::SqlQuery::PROMOTE);
-  promote.mutable_sql()->set_without_restore_command(true);
-  PGH_RETURN_IF_ERROR(ctx.Run(plan.target_agent, "promote", promote).status());
+  if (TargetUnderPatroni(record)) {
+    // Patroni promotes its standby leader once standby_cluster leaves its configuration.
+    PGH_ASSIGN_OR_RETURN(
+        v1::TaskResult promoted,
+        ctx.Run(plan.target_agent, "promote", PatroniTask(v1::PatroniAction::PROMOTE, 300)));
+    if (!ctx.dry_run()) {
+      ctx.Event("info", absl::StrCat("Patroni promoted the target in ",
+                                     ResultValue(promoted, "promoted_ms"), " ms: timeline ",
+                                     ResultValue(promoted, "timeline_before"), " -> ",
+                                     ResultValue(promoted, "timeline")));
+    }
+  } else {
+    // Everything the target needs is replayed: it ends recovery without asking the archive for
+    // anything (promotion.h in the agent), and its new timeline's history goes to the new
+    // stanza.
+    v1::Task promote = SqlTask(v1::SqlQuery::PROMOTE);
+    promote.mutable_sql()->set_without_restore_command(true);
+    PGH_RETURN_IF_ERROR(ctx.Run(plan.target_agent, "promote", promote).status());
+  }
   double downtime = absl::ToDoubleSeconds(ctx.Now() - fenced_at);
   PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
     r.set_target_promoted(true);
@@ -799,6 +713,20 @@ absl::Status Finish(PhaseContext& ctx) {
   if (record.info().new_stanza_backup_label().empty()) {
     PGH_RETURN_IF_ERROR(Configure(ctx, plan.target_agent));
     PGH_RETURN_IF_ERROR(StartTargetIfDown(ctx, "", "to back it up into the new stanza"));
+    if (TargetUnderPatroni(record)) {
+      // Patroni keeps the standby's restore_command (the source's archive) in memory and writes
+      // it into postgresql.conf again at every reload and restart of PostgreSQL, until Patroni
+      // itself restarts. REJOIN restarts Patroni around the running server: no downtime.
+      PGH_ASSIGN_OR_RETURN(v1::TaskResult rejoined,
+                           ctx.Run(plan.target_agent, "patroni-rejoin",
+                                   PatroniTask(v1::PatroniAction::REJOIN, 300)));
+      if (!ctx.dry_run()) {
+        ctx.Event("info", absl::StrCat("Patroni restarted around the running target (timeline ",
+                                       ResultValue(rejoined, "timeline"),
+                                       "): its configuration no longer points at the source's "
+                                       "archive"));
+      }
+    }
     PGH_RETURN_IF_ERROR(
         ctx.Run(plan.target_agent, "checkpoint", SqlTask(v1::SqlQuery::CHECKPOINT)).status());
     auto on_new_stanza = [&plan]() {
@@ -922,7 +850,7 @@ absl::Status RunAbort(PhaseContext& ctx) {
     ctx.Event("info", TargetUnderPatroni(record) ? "the target's Patroni and PostgreSQL are stopped"
                                                  : "the target is stopped");
   }
-  return absl::OkStatus();
+  return DropSourcePatroniRoles(ctx);
 }
 
 bool MayStartNow(absl::string_view phase, const Plan& plan, const v1::StartPhaseRequest& request,

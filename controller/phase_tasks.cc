@@ -11,6 +11,15 @@
 
 namespace pghaul::controller {
 
+std::string ResultValue(const v1::TaskResult& result, const std::string& key) {
+  auto it = result.values().find(key);
+  return it == result.values().end() ? std::string() : it->second;
+}
+
+std::string Seconds(absl::Duration d) {
+  return absl::StrFormat("%.1f s", absl::ToDoubleSeconds(d));
+}
+
 v1::Task SqlTask(v1::SqlQuery::Query query, const std::string& migration_id) {
   v1::Task task;
   task.mutable_sql()->set_query(query);

@@ -9,11 +9,21 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "controller/phase_context.h"
 #include "controller/plan.h"
 #include "pghaul/v1/agent_link.pb.h"
 
 namespace pghaul::controller {
+
+// The longest wait_seconds an agent takes for one task.
+inline constexpr uint32_t kMaxAgentWaitSeconds = 3600;
+
+// The value `key` of an agent's result, "" when the result lacks it: an agent of another version
+// (or one gone wrong) must fail the step with a message, never abort the controller.
+std::string ResultValue(const v1::TaskResult& result, const std::string& key);
+// "1.5 s".
+std::string Seconds(absl::Duration d);
 
 // One query of the agent's catalogue; `migration_id` for the queries that need it.
 v1::Task SqlTask(v1::SqlQuery::Query query, const std::string& migration_id = "");

@@ -678,6 +678,7 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view yaml, absl::string_view source_
   backup.OneOf("type", &plan.backup.type, {"full", "diff", "incr"});
 
   root.Bool("source_restart_allowed", &plan.source_restart_allowed);
+  root.Bool("source_patroni_roles_allowed", &plan.source_patroni_roles_allowed);
   std::string fence = "read-only";
   root.OneOf("fence", &fence, {"read-only", "stop"});
   plan.fence = fence == "stop" ? FenceMethod::kStop : FenceMethod::kReadOnly;

@@ -115,6 +115,9 @@ struct Plan {
   RepositoryPlan repository;
   BackupPlan backup;
   bool source_restart_allowed = false;
+  // A standby restore into a Patroni target may create Patroni's roles on the source
+  // (docs/patroni.md); abort drops them.
+  bool source_patroni_roles_allowed = false;
   FenceMethod fence = FenceMethod::kReadOnly;
   std::optional<WindowPlan> window;
   CutoverPlan cutover;

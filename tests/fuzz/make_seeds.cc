@@ -7,6 +7,7 @@
 //
 // It writes corpus/task_validator_fuzz/task-*.pb, corpus/agent_messages_fuzz/*.pb and
 // corpus/controller_messages_fuzz/*.pb, replacing files of the same names.
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -233,6 +234,27 @@ std::vector<std::pair<std::string, v1::Task>> AllTasks() {
   add("service-status", Service(v1::ServiceAction::STATUS));
   add("service-promote", Service(v1::ServiceAction::PROMOTE));
   add("service-restart", Service(v1::ServiceAction::RESTART));
+  for (int action = v1::PatroniAction::Action_MIN + 1; action <= v1::PatroniAction::Action_MAX;
+       ++action) {
+    v1::Task task;
+    task.mutable_patroni()->set_action(static_cast<v1::PatroniAction::Action>(action));
+    task.mutable_patroni()->set_wait_seconds(30);
+    std::string name = v1::PatroniAction::Action_Name(task.patroni().action());
+    for (char& c : name) c = c == '_' ? '-' : static_cast<char>(std::tolower(c));
+    add("patroni-" + name, task);
+  }
+  add("sql-ensure-roles", Sql(v1::SqlQuery::ENSURE_ROLES, [](v1::SqlQuery* q) {
+        q->set_create_roles(true);
+        v1::RoleToEnsure* role = q->add_roles();
+        role->set_name("operator");
+        role->set_superuser(true);
+        role->set_scram_verifier(
+            "SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$"
+            "c3RvcmVkLWtleS1vZi10aGlydHktdHdvLWJ5dGVzISE=:"
+            "c2VydmVyLWtleS1vZi10aGlydHktdHdvLWJ5dGVzISE=");
+      }));
+  add("sql-drop-roles",
+      Sql(v1::SqlQuery::DROP_ROLES, [](v1::SqlQuery* q) { q->add_roles()->set_name("operator"); }));
   return tasks;
 }
 

@@ -5,32 +5,26 @@
 //   controller 198.18.0.10    legacy 198.18.0.11 (PG 15, pgbench tables, `app` role writing)
 //                             target 198.18.0.12 (PG 15, restored over)
 //
-// The writer: a client of role `app` that, in each transaction, increments a counter and
-// inserts the new value into `acked`; it records every value whose commit it saw succeed. A
-// commit whose answer was lost (the fence ended the session) is not recorded: it may or may not
-// be on the target, and either is right.
+// The writer: fixture/acked_writer.h, a client of role `app` that records every commit it saw
+// acknowledged.
 #include <libpq-fe.h>
 #include <signal.h>
 #include <sys/stat.h>
 
-#include <atomic>
 #include <filesystem>
 #include <iostream>
-#include <mutex>
-#include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/integration/fixture/acked_writer.h"
 #include "tests/integration/fixture/child_process.h"
 #include "tests/integration/fixture/command.h"
 #include "tests/integration/fixture/json_paths.h"
@@ -44,90 +38,6 @@ namespace {
 using nlohmann::json;
 
 constexpr char kPgBench[] = "/usr/lib/postgresql/15/bin/pgbench";
-constexpr char kAppSetupSql[] = R"sql(
-CREATE ROLE app LOGIN;
-CREATE TABLE counter (n bigint NOT NULL);
-INSERT INTO counter VALUES (0);
-CREATE TABLE acked (n bigint PRIMARY KEY);
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app;
-)sql";
-constexpr char kWriteSql[] =
-    "WITH c AS (UPDATE counter SET n = n + 1 RETURNING n) INSERT INTO acked SELECT n FROM c "
-    "RETURNING n";
-
-// The writer thread: bounded (stops when told, or after kMaxWrites, or after kMaxRun).
-class AckedWriter {
- public:
-  static constexpr int kMaxWrites = 200000;
-  static constexpr absl::Duration kMaxRun = absl::Minutes(10);
-
-  explicit AckedWriter(const PgCluster& cluster)
-      : conninfo_(absl::StrCat("host=", cluster.socket_dir(), " port=", cluster.port(),
-                               " user=app dbname=postgres connect_timeout=2")) {}
-  ~AckedWriter() { Stop(); }
-
-  void Start() {
-    thread_ = std::thread([this] { Loop(); });
-  }
-  void Stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  std::vector<int64_t> Acked() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return acked_;
-  }
-  size_t AckedCount() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return acked_.size();
-  }
-  std::string LastError() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return last_error_;
-  }
-
- private:
-  void Loop() {
-    const absl::Time until = absl::Now() + kMaxRun;
-    PGconn* conn = nullptr;
-    for (int i = 0; i < kMaxWrites && !stop_ && absl::Now() < until; ++i) {
-      if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
-        if (conn != nullptr) PQfinish(conn);
-        conn = PQconnectdb(conninfo_.c_str());
-        if (PQstatus(conn) != CONNECTION_OK) {
-          Fail(PQerrorMessage(conn));
-          absl::SleepFor(absl::Milliseconds(50));
-          continue;
-        }
-      }
-      PGresult* result = PQexec(conn, kWriteSql);
-      if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1) {
-        int64_t n = 0;
-        if (absl::SimpleAtoi(PQgetvalue(result, 0, 0), &n)) {
-          std::lock_guard<std::mutex> lock(mu_);
-          acked_.push_back(n);
-        }
-      } else {
-        Fail(PQerrorMessage(conn));
-        absl::SleepFor(absl::Milliseconds(20));
-      }
-      PQclear(result);
-    }
-    if (conn != nullptr) PQfinish(conn);
-  }
-  void Fail(const char* message) {
-    std::lock_guard<std::mutex> lock(mu_);
-    last_error_ = message;
-  }
-
-  const std::string conninfo_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-  std::mutex mu_;
-  std::vector<int64_t> acked_;
-  std::string last_error_;
-};
-
 CommandOptions RunAsPostgres(absl::Duration timeout) {
   CommandOptions options;
   options.launch.run_as = "postgres";
@@ -169,6 +79,10 @@ class CutoverLoadTest : public ::testing::Test {
 
   PgCluster& Legacy() { return rig_->Cluster("legacy"); }
   PgCluster& Target() { return rig_->Cluster("target"); }
+  std::string AppConninfo() {
+    return absl::StrCat("host=", Legacy().socket_dir(), " port=", Legacy().port(),
+                        " user=app dbname=postgres connect_timeout=2");
+  }
 
   // pgbench tables at `scale` and the writer's tables, in the source.
   void LoadSource(int scale) {
@@ -179,7 +93,7 @@ class CutoverLoadTest : public ::testing::Test {
                     "-p", absl::StrCat(legacy.port()), "postgres"},
                    RunAsPostgres(absl::Seconds(300))));
     ASSERT_EQ(init.exit_code, 0) << init.stderr_text;
-    PGH_ASSERT_OK(rig_->RunSqlScript(legacy, kAppSetupSql));
+    PGH_ASSERT_OK(rig_->RunSqlScript(legacy, kAckedWriterSetupSql));
   }
 
   // pgbench as `app` for at most `duration`: the background write load.
@@ -224,27 +138,15 @@ class CutoverLoadTest : public ::testing::Test {
 
   // Every value the writer saw acknowledged that the target does not hold.
   std::vector<int64_t> MissingOnTarget(const std::vector<int64_t>& acked) {
-    std::set<int64_t> on_target;
     absl::StatusOr<std::string> rows = Target().Query("SELECT n FROM acked ORDER BY n");
     EXPECT_TRUE(rows.ok()) << rows.status();
-    for (absl::string_view line : absl::StrSplit(rows.value_or(""), '\n', absl::SkipEmpty())) {
-      int64_t n = 0;
-      if (absl::SimpleAtoi(line, &n)) on_target.insert(n);
-    }
-    std::vector<int64_t> missing;
-    for (int64_t n : acked) {
-      if (on_target.count(n) == 0) missing.push_back(n);
-    }
-    return missing;
+    return MissingAcked(acked, rows.value_or(""));
   }
 
   // The source must refuse `app` entirely (the fence's reject line) and refuse writes to the
   // agent's own role (read-only default).
   void ExpectSourceRefusesWrites() {
-    const std::string conninfo =
-        absl::StrCat("host=", Legacy().socket_dir(), " port=", Legacy().port(),
-                     " user=app dbname=postgres connect_timeout=2");
-    PGconn* conn = PQconnectdb(conninfo.c_str());
+    PGconn* conn = PQconnectdb(AppConninfo().c_str());
     EXPECT_NE(PQstatus(conn), CONNECTION_OK) << "app could still log in to the fenced source";
     EXPECT_TRUE(absl::StrContains(PQerrorMessage(conn), "rejects")) << PQerrorMessage(conn);
     PQfinish(conn);
@@ -270,7 +172,7 @@ TEST_F(CutoverLoadTest, UnderWriteLoadEveryAcknowledgedCommitArrivesAndTheTarget
   EXPECT_EQ(ForeignTimelineFiles(), std::vector<std::string>{})
       << "the rehearsal copy archived into the source's stanza";
 
-  writer_ = std::make_unique<AckedWriter>(Legacy());
+  writer_ = std::make_unique<AckedWriter>(AppConninfo());
   writer_->Start();
   StartPgBench(absl::Minutes(8));
   if (HasFatalFailure()) return;
@@ -358,7 +260,7 @@ TEST_F(CutoverLoadTest, AgentKilledInCatchUpAndControllerKilledWhileFencedStillL
   PGH_ASSERT_OK_AND_ASSIGN(CommandResult standby,
                            Pghaul({"restore", "m1", "--mode", "standby"}));
   ASSERT_EQ(standby.exit_code, 0) << standby.stdout_text << standby.stderr_text;
-  writer_ = std::make_unique<AckedWriter>(Legacy());
+  writer_ = std::make_unique<AckedWriter>(AppConninfo());
   writer_->Start();
   PGH_ASSERT_OK(WaitFor("writes", absl::Seconds(30), [&]() -> absl::Status {
     return writer_->AckedCount() > 100 ? absl::OkStatus()

@@ -27,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/integration/fixture/acked_writer.h"
 #include "tests/integration/fixture/etcd_server.h"
 #include "tests/integration/fixture/json_paths.h"
 #include "tests/integration/fixture/migration_fixture.h"
@@ -496,6 +497,140 @@ TEST_F(PatroniTest, RehearsalRestoreHandsTheSourcesCopyToPatroni) {
   EXPECT_TRUE(patroni_->PatroniPids().empty());
   EXPECT_EQ(patroni_->PostmasterPid(), 0);
   PGH_ASSERT_OK(rig_->RunSqlScript(source, "INSERT INTO moved VALUES (5002, 'after abort');\n"));
+}
+
+// Issue 9's whole path: a rehearsal, then a standby under Patroni on the same target that
+// follows the source's archive, cut over under a bounded write load.
+TEST_F(PatroniTest, StandbyUnderPatroniFollowsTheSourceAndCutsOverLosingNoAcknowledgedCommit) {
+  PGH_ASSERT_OK(AddPlainSource());
+  PgCluster& source = rig_->Cluster("legacy");
+  PGH_ASSERT_OK(rig_->RunSqlScript(source, kAckedWriterSetupSql));
+  PGH_ASSERT_OK(rig_->RunSqlScript(source,
+                                   "CREATE TABLE moved (id int PRIMARY KEY, note text);\n"
+                                   "INSERT INTO moved SELECT g, md5(g::text) "
+                                   "FROM generate_series(1, 5000) g;\n"));
+  PGH_ASSERT_OK_AND_ASSIGN(const std::string source_id, source.Query(kSystemIdentifierQuery));
+  const std::string operator_on_source = "SELECT count(*) FROM pg_roles WHERE rolname = 'operator'";
+
+  // 1. The rehearsal (m1, whose plan does not let pghaul create roles on the source).
+  PlanSpec rehearsal_plan = rig_->PosixPlan("m1", "target");
+  rehearsal_plan.target_data = patroni_->data_dir();
+  PGH_ASSERT_OK(rig_->ApplyPlan(rehearsal_plan));
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult rehearsal,
+                           rig_->Cli({"run", "m1", "--until", "restore"}, absl::Seconds(300)));
+  ASSERT_EQ(rehearsal.exit_code, 0) << rehearsal.stdout_text << rehearsal.stderr_text;
+  PGH_ASSERT_OK(patroni_->WaitUntilLeader(absl::Seconds(30)));
+  EXPECT_EQ(patroni_->Query(kSystemIdentifierQuery).value_or("?"), source_id);
+
+  // 2. A standby of m1 is refused before anything changes: the source lacks Patroni's roles.
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult refused,
+                           rig_->Cli({"restore", "m1", "--mode", "standby"}, absl::Seconds(300)));
+  EXPECT_NE(refused.exit_code, 0) << refused.stdout_text;
+  PGH_ASSERT_OK_AND_ASSIGN(json failed, rig_->Status("m1"));
+  EXPECT_THAT(Str(failed, "message"), ::testing::HasSubstr("source_patroni_roles_allowed: true"))
+      << failed.dump(2);
+  EXPECT_EQ(source.Query(operator_on_source).value_or("?"), "0");
+  PGH_ASSERT_OK_AND_ASSIGN(json leading, patroni_->GetJson("/patroni"));
+  EXPECT_EQ(leading.value("role", ""), "master") << leading.dump();
+  EXPECT_EQ(patroni_->Query("SELECT count(*) FROM moved").value_or("?"), "5000");
+
+  // 3. m2 allows it: the roles are created on the source, the standby restored, and Patroni
+  // runs it as its standby leader, following the source's archive while the source writes.
+  PlanSpec plan = rig_->PosixPlan("m2", "target");
+  plan.target_data = patroni_->data_dir();
+  plan.cutover = "{max_downtime: 60s, verify_checksums: true}";
+  plan.extra = "source_patroni_roles_allowed: true\n";
+  PGH_ASSERT_OK(rig_->ApplyPlan(plan));
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult backup,
+                           rig_->Cli({"run", "m2", "--until", "backup"}, absl::Seconds(300)));
+  ASSERT_EQ(backup.exit_code, 0) << backup.stdout_text << backup.stderr_text;
+  AckedWriter writer(absl::StrCat("host=", source.socket_dir(), " port=", source.port(),
+                                  " user=app dbname=postgres connect_timeout=2"));
+  writer.Start();
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult standby,
+                           rig_->Cli({"restore", "m2", "--mode", "standby"}, absl::Seconds(300)));
+  ASSERT_EQ(standby.exit_code, 0) << standby.stdout_text << standby.stderr_text;
+  EXPECT_EQ(source.Query(operator_on_source).value_or("?"), "1");
+  PGH_ASSERT_OK_AND_ASSIGN(json following, patroni_->GetJson("/patroni"));
+  EXPECT_EQ(following.value("role", ""), "standby_leader") << following.dump();
+  EXPECT_EQ(patroni_->Query("SELECT pg_is_in_recovery()").value_or("?"), "t");
+  EXPECT_EQ(patroni_->Query(kSystemIdentifierQuery).value_or("?"), source_id);
+  PGH_ASSERT_OK_AND_ASSIGN(auto config, etcd_->Range("/service/targetdb/config"));
+  EXPECT_THAT(config["/service/targetdb/config"], ::testing::HasSubstr("restore_command"));
+  // (The standby's restart for archive_mode is behind; from here on PostgreSQL never restarts.)
+  PGH_ASSERT_OK_AND_ASSIGN(const std::string started_at,
+                           patroni_->Query("SELECT pg_postmaster_start_time()"));
+  PGH_ASSERT_OK_AND_ASSIGN(json standby_status, rig_->Status("m2"));
+  EXPECT_THAT(standby_status.dump(), ::testing::HasSubstr("standby leader")) << standby_status;
+
+  // The standby replays what the source commits after its backup.
+  const size_t before_cutover = writer.AckedCount();
+  PGH_ASSERT_OK(
+      WaitFor("more writes after the standby restore", absl::Seconds(30), [&]() -> absl::Status {
+        if (writer.AckedCount() > before_cutover + 200) return absl::OkStatus();
+        return absl::UnavailableError(writer.LastError());
+      }));
+
+  // 4. The cutover under that load, then finish.
+  PGH_ASSERT_OK_AND_ASSIGN(CommandResult cutover, rig_->Cli({"cutover", "m2"}, absl::Seconds(300)));
+  ASSERT_EQ(cutover.exit_code, 0) << cutover.stdout_text << cutover.stderr_text;
+  writer.Stop();
+  const std::vector<int64_t> acked = writer.Acked();
+  std::cout << acked.size()
+            << " acknowledged commits; the writer's last error: " << writer.LastError() << "\n";
+  ASSERT_GT(acked.size(), before_cutover + 200);
+  PGH_ASSERT_OK_AND_ASSIGN(const std::string rows,
+                           patroni_->Query("SELECT n FROM acked ORDER BY n"));
+  EXPECT_EQ(MissingAcked(acked, rows), std::vector<int64_t>{});
+  EXPECT_EQ(patroni_->Query("SELECT (SELECT n FROM counter) = (SELECT count(*) FROM acked)")
+                .value_or("?"),
+            "t");
+  PGH_ASSERT_OK_AND_ASSIGN(json status, rig_->Status("m2"));
+  EXPECT_EQ(Str(status, "state"), "completed") << status.dump(2);
+  EXPECT_EQ(At(status, "cutover_compare.passed"), true) << status.dump(2);
+  EXPECT_FALSE(Str(status, "new_stanza_backup_label").empty()) << status.dump(2);
+  EXPECT_THAT(status.dump(), ::testing::HasSubstr("Patroni promoted the target"));
+  // Finish restarted Patroni around PostgreSQL, not PostgreSQL: the same postmaster since the
+  // standby restore.
+  EXPECT_THAT(status.dump(), ::testing::HasSubstr("Patroni restarted around the running target"));
+  EXPECT_EQ(patroni_->Query("SELECT pg_postmaster_start_time()").value_or("?"), started_at);
+  std::cout << "downtime under load with a Patroni target: "
+            << At(status, "downtime_seconds").dump() << " s\n";
+  // The source is fenced: app is refused.
+  EXPECT_FALSE(source.Query("INSERT INTO acked VALUES (-1)").ok());
+
+  // What `patronictl list` shows (GET /cluster): the target the Leader on timeline 2.
+  PGH_ASSERT_OK_AND_ASSIGN(json cluster, patroni_->GetJson("/cluster"));
+  ASSERT_TRUE(cluster.contains("members") && cluster["members"].size() == 1) << cluster.dump();
+  EXPECT_EQ(cluster["members"][0].value("role", ""), "leader") << cluster.dump();
+  EXPECT_EQ(cluster["members"][0].value("timeline", 0), 2) << cluster.dump();
+  EXPECT_EQ(patroni_->Query("SELECT pg_is_in_recovery()").value_or("?"), "f");
+  EXPECT_EQ(patroni_->Query("SELECT count(*) FROM moved").value_or("?"), "5000");
+  // Nothing points at the source's archive any more.
+  EXPECT_EQ(patroni_->Query("SELECT current_setting('restore_command')").value_or("?"), "");
+  PGH_ASSERT_OK_AND_ASSIGN(const std::string conf,
+                           ReadFile(patroni_->data_dir() + "/postgresql.conf"));
+  EXPECT_THAT(conf, ::testing::Not(::testing::HasSubstr("restore_command"))) << conf;
+  PGH_ASSERT_OK_AND_ASSIGN(auto after, etcd_->Range("/service/targetdb/config"));
+  EXPECT_THAT(after["/service/targetdb/config"],
+              ::testing::Not(::testing::HasSubstr("standby_cluster")));
+
+  // 5. Patroni survives a restart of PostgreSQL (POST /restart, as `patronictl restart`) and
+  // one of its own (stop, start: a single node then starts read-only and promotes itself, a
+  // timeline further): Leader again, the same rows.
+  PGH_ASSERT_OK(RunPatroniTask("RESTART").status());
+  PGH_ASSERT_OK_AND_ASSIGN(json restarted, patroni_->GetJson("/patroni"));
+  EXPECT_EQ(restarted.value("role", ""), "master") << restarted.dump();
+  EXPECT_EQ(restarted.value("timeline", 0), 2) << restarted.dump();
+  PGH_ASSERT_OK(RunPatroniTask("STOP").status());
+  PGH_ASSERT_OK(RunPatroniTask("START").status());
+  PGH_ASSERT_OK(patroni_->WaitUntilLeader(absl::Seconds(60)));
+  PGH_ASSERT_OK_AND_ASSIGN(json started, patroni_->GetJson("/patroni"));
+  EXPECT_EQ(started.value("role", ""), "master") << started.dump();
+  EXPECT_GE(started.value("timeline", 0), 2) << started.dump();
+  EXPECT_EQ(patroni_->Query(kSystemIdentifierQuery).value_or("?"), source_id);
+  EXPECT_EQ(patroni_->Query("SELECT count(*) FROM acked").value_or("?"),
+            patroni_->Query("SELECT n FROM counter").value_or("!"));
 }
 
 TEST_F(PatroniTest, AnAgentWithoutPatroniSectionRefusesPatroniTasks) {

@@ -470,6 +470,29 @@ TEST(CutoverPhaseTest, FinishGivesThePromotedTargetItsOwnStanzaAndFirstFullBacku
   EXPECT_FALSE(ctx.Ran("new-stanza-backup"));
 }
 
+// Under Patroni the promotion is Patroni's (standby_cluster removed), and finish restarts
+// Patroni around the running target (REJOIN) before its first backup, never PostgreSQL.
+TEST(CutoverPhaseTest, UnderPatroniPatroniPromotesAndFinishRejoinsBeforeTheBackup) {
+  ScriptedContext cutover;
+  cutover.record_.mutable_info()->set_target_manager("patroni");
+  ASSERT_TRUE(RunPhase("cutover", cutover).ok());
+  ASSERT_TRUE(cutover.Ran("promote"));
+  EXPECT_EQ(cutover.tasks_["promote"].patroni().action(), v1::PatroniAction::PROMOTE);
+  EXPECT_TRUE(cutover.record_.target_promoted());
+
+  FinishContext ctx;
+  ctx.plan_.cutover.new_stanza = "main-new";
+  ctx.record_.mutable_info()->set_target_manager("patroni");
+  ctx.record_.set_target_promoted(true);
+  absl::Status status = RunPhase("finish", ctx);
+  ASSERT_TRUE(status.ok()) << status;
+  std::vector<std::string> expected = {"configure-target",  "patroni-status",    "patroni-rejoin",
+                                       "checkpoint",        "new-stanza-create", "new-stanza-check",
+                                       "new-stanza-backup", "new-stanza-info"};
+  EXPECT_EQ(ctx.steps_, expected);
+  EXPECT_EQ(ctx.tasks_["patroni-rejoin"].patroni().action(), v1::PatroniAction::REJOIN);
+}
+
 TEST(CutoverPhaseTest, FinishBeforePromotionIsRefused) {
   FinishContext ctx;
   absl::Status status = RunPhase("finish", ctx);

@@ -129,6 +129,38 @@ TEST(PatroniControlTest, PauseStopsWaitingWhenCancelled) {
   EXPECT_TRUE(absl::IsCancelled(paused.status())) << paused.status();
 }
 
+// Right after a promotion Patroni answers POST /restart with 503 "promote already in
+// progress" (seen with Patroni 3.0.2): RESTART asks again until Patroni takes it.
+TEST(PatroniControlTest, RestartWaitsOutAPromotionStillInProgress) {
+  std::atomic<int> restarts{0};
+  HttpTestServer server([&restarts](const std::string& request) -> std::vector<std::string> {
+    if (absl::StartsWith(request, "POST /restart ")) {
+      if (++restarts < 3) return {HttpReply(503, "promote already in progress")};
+      return {HttpReply(200, "restarted successfully")};
+    }
+    return {HttpReply(200, R"({"state": "running", "role": "master", "timeline": 2})")};
+  });
+  auto restarted = RunAction(ConfigFor(server.port()), Action(v1::PatroniAction::RESTART));
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_EQ(restarts.load(), 3);
+  EXPECT_EQ(restarted->at("detail"), "restarted");
+}
+
+TEST(PatroniControlTest, RestartRefusedForAnotherReasonFailsAtOnceWithPatronisWords) {
+  std::atomic<int> restarts{0};
+  HttpTestServer server([&restarts](const std::string& request) -> std::vector<std::string> {
+    if (absl::StartsWith(request, "POST /restart ")) {
+      ++restarts;
+      return {HttpReply(503, "restart failed")};
+    }
+    return {HttpReply(200, R"({"state": "running", "role": "master", "timeline": 2})")};
+  });
+  auto restarted = RunAction(ConfigFor(server.port()), Action(v1::PatroniAction::RESTART));
+  EXPECT_TRUE(absl::IsFailedPrecondition(restarted.status())) << restarted.status();
+  EXPECT_THAT(restarted.status().message(), HasSubstr("answered 503: restart failed"));
+  EXPECT_EQ(restarts.load(), 1);
+}
+
 TEST(PatroniControlTest, StatusOfAStoppedPatroniIsUnreachableNotAnError) {
   absl::StatusOr<std::map<std::string, std::string>> status =
       RunAction(ConfigFor(1), Action(v1::PatroniAction::STATUS));

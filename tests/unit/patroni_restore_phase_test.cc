@@ -46,12 +46,16 @@ class RestoreContext : public ScriptedPhaseContextBase {
         case v1::PatroniAction::CLEAR_INITIALIZE:
           values["detail"] = "deleted /service/db/initialize (it held 1)";
           break;
+        case v1::PatroniAction::ROLE_VERIFIERS:
+          values["superuser"] = "operator";
+          values["superuser_verifier"] = "SCRAM-SHA-256$4096:c2FsdA==$a:b";
+          break;
         case v1::PatroniAction::STATUS:
           ++statuses_;
           values["reachable"] = patroni_answers_ ? "true" : "false";
           if (patroni_answers_ && statuses_ >= leader_after_) {
             values["leader"] = "true";
-            values["role"] = "master";
+            values["role"] = leader_role_;
             values["timeline"] = "3";
             values["system_identifier"] = leader_id_;
           }
@@ -60,8 +64,16 @@ class RestoreContext : public ScriptedPhaseContextBase {
           break;
       }
     }
+    if (task.has_sql() && task.sql().query() == v1::SqlQuery::ENSURE_ROLES) {
+      ensured_.push_back(task.sql());
+      values["missing"] = "operator";
+      if (task.sql().create_roles()) {
+        created_journaled_ = record_.source_created_roles_size() == 1;
+        values["created"] = "operator";
+      }
+    }
     if (task.has_sql() && task.sql().query() == v1::SqlQuery::LAST_REPLAY_LSN) {
-      values["in_recovery"] = "false";
+      values["in_recovery"] = record_.info().restore_mode() == "standby" ? "true" : "false";
       values["lsn"] = "0/3000000";
     }
     return result;
@@ -73,6 +85,9 @@ class RestoreContext : public ScriptedPhaseContextBase {
   int statuses_ = 0;
   int leader_after_ = 3;  // the third STATUS sees the Leader
   std::string leader_id_ = kSourceId;
+  std::string leader_role_ = "master";
+  std::vector<v1::SqlQuery> ensured_;
+  bool created_journaled_ = false;
 };
 
 TEST(PatroniRestorePhaseTest, HandsTheCopyToPatroniStepByStep) {
@@ -101,14 +116,48 @@ TEST(PatroniRestorePhaseTest, APlainTargetIsStartedByItsAgent) {
   EXPECT_EQ(ctx.record_.info().target_manager(), "");
 }
 
-TEST(PatroniRestorePhaseTest, AStandbyRestoreIntoPatroniIsRefusedBeforeAnythingChanges) {
+TEST(PatroniRestorePhaseTest, AStandbyWithoutPatronisRolesOnTheSourceIsRefusedBeforeAnyChange) {
   RestoreContext ctx;
   ctx.record_.mutable_info()->set_restore_mode("standby");
   absl::Status status = RunPhase(kPhaseRestore, ctx);
-  EXPECT_TRUE(absl::IsUnimplemented(status)) << status;
-  EXPECT_THAT(status.message(), HasSubstr("nothing was changed"));
-  EXPECT_THAT(ctx.steps_, ElementsAre("configure-target", "facts-target"));
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("Nothing was changed"));
+  EXPECT_THAT(status.message(), HasSubstr("source_patroni_roles_allowed: true"));
+  EXPECT_THAT(ctx.steps_, ElementsAre("configure-target", "facts-target", "patroni-role-verifiers",
+                                      "source-roles-check"));
+  ASSERT_EQ(ctx.ensured_.size(), 1u);
+  EXPECT_FALSE(ctx.ensured_[0].create_roles());
   EXPECT_FALSE(ctx.record_.target_restored());
+  EXPECT_EQ(ctx.record_.source_created_roles_size(), 0);
+}
+
+TEST(PatroniRestorePhaseTest, AStandbyGetsPatronisRolesThroughTheSourceThenFollowsUnderPatroni) {
+  RestoreContext ctx;
+  ctx.plan_.source_patroni_roles_allowed = true;
+  ctx.record_.mutable_info()->set_restore_mode("standby");
+  ctx.leader_role_ = "standby_leader";
+  absl::Status restored = RunPhase(kPhaseRestore, ctx);
+  ASSERT_TRUE(restored.ok()) << restored;
+  EXPECT_THAT(
+      ctx.steps_,
+      ElementsAre("configure-target", "facts-target", "patroni-role-verifiers",
+                  "source-roles-check", "source-roles-create", "source-roles-switch",
+                  "stop-patroni", "restore", "follow-archive", "start-patroni", "patroni-status",
+                  "patroni-status", "patroni-status", "recovery-state", "target-archiving"));
+  ASSERT_EQ(ctx.ensured_.size(), 2u);
+  EXPECT_TRUE(ctx.ensured_[1].create_roles());
+  ASSERT_EQ(ctx.ensured_[1].roles_size(), 1);
+  EXPECT_EQ(ctx.ensured_[1].roles(0).name(), "operator");
+  EXPECT_TRUE(ctx.ensured_[1].roles(0).superuser());
+  EXPECT_EQ(ctx.ensured_[1].roles(0).scram_verifier(), "SCRAM-SHA-256$4096:c2FsdA==$a:b");
+  EXPECT_TRUE(ctx.created_journaled_) << "journaled before the role is created";
+
+  // Abort drops what it created.
+  ctx.steps_.clear();
+  absl::Status aborted = RunAbort(ctx);
+  ASSERT_TRUE(aborted.ok()) << aborted;
+  EXPECT_THAT(ctx.steps_, ElementsAre("stop-patroni", "drop-source-roles"));
+  EXPECT_EQ(ctx.record_.source_created_roles_size(), 0);
 }
 
 TEST(PatroniRestorePhaseTest, APatroniThatStopsAnsweringFailsTheRestoreWithinTenSeconds) {
