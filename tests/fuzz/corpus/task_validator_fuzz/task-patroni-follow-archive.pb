@@ -1,0 +1,2 @@
+
+t-patroni-follow-archive‚	

@@ -1,0 +1,2 @@
+
+t-patroni-prepare-restored‚

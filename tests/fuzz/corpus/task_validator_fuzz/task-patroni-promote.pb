@@ -1,0 +1,3 @@
+
+t-patroni-promote‚
+

@@ -1,0 +1,4 @@
+
+t-sql-drop-rolesjR
+
+operator
