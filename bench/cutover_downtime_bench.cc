@@ -30,8 +30,13 @@
 // there. Hosts are network namespaces on this machine (shared cores and page cache). Needs
 // root; leaves nothing behind.
 //
+// --patroni-runs adds, at the smallest scale, pghaul runs into a target that Patroni 3.0.2
+// manages with a real etcd 3.4 (tests/integration/fixture/patroni_target.h, host 198.18.0.13,
+// superuser `operator`, source_patroni_roles_allowed): the same commands, promotion by Patroni
+// (standby_cluster removed), reported beside the plain target's runs of the same scale.
+//
 //   build/bench/cutover_downtime_bench [--scales=10,100] [--runs=5] [--verify-runs=0]
-//                                      [--async-runs=0]
+//                                      [--async-runs=0] [--patroni-runs=0]
 //                                      [--keep-logs=DIR]   (each scale's controller log)
 #include <signal.h>
 #include <unistd.h>
@@ -60,6 +65,7 @@
 #include "tests/integration/fixture/command.h"
 #include "tests/integration/fixture/json_paths.h"
 #include "tests/integration/fixture/migration_fixture.h"
+#include "tests/integration/fixture/patroni_target.h"
 #include "tests/integration/fixture/pg_cluster.h"
 #include "tests/integration/fixture/wait_for.h"
 
@@ -85,6 +91,7 @@ struct Options {
   int runs = 5;
   int verify_runs = 0;
   int async_runs = 0;  // pghaul runs with repository.archive_async: true (smallest scale only)
+  int patroni_runs = 0;   // pghaul runs into a Patroni target (smallest scale only)
   std::string keep_logs;  // a directory to copy each scale's controller log into; "": none
 };
 
@@ -132,6 +139,7 @@ struct ScaleResult {
   std::vector<double> pghaul;
   std::vector<double> pghaul_verify;
   std::vector<double> pghaul_async;
+  std::vector<double> pghaul_patroni;
   std::vector<double> baseline;
 };
 
@@ -162,6 +170,13 @@ class ScaleBench {
                            PghaulRun(/*verify_checksums=*/false, /*archive_async=*/true));
       result_.pghaul_async.push_back(p);
     }
+    for (int round = 1; round <= options_.patroni_runs; ++round) {
+      std::cout << "== scale " << result_.scale << ", Patroni target round " << round << " of "
+                << options_.patroni_runs << "\n";
+      PGH_ASSIGN_OR_RETURN(double p, PghaulRun(/*verify_checksums=*/false, /*archive_async=*/false,
+                                               /*patroni=*/true));
+      result_.pghaul_patroni.push_back(p);
+    }
     return absl::OkStatus();
   }
 
@@ -176,7 +191,11 @@ class ScaleBench {
   // On failure: the logs a reader needs.
   void PrintLogTails() const {
     if (rig_ == nullptr) return;
-    for (const std::string& path : rig_->LogPaths()) {
+    std::vector<std::string> logs = rig_->LogPaths();
+    if (patroni_target_ != nullptr) {
+      for (const std::string& path : patroni_target_->LogPaths()) logs.push_back(path);
+    }
+    for (const std::string& path : logs) {
       std::cerr << "---- tail of " << path << "\n" << Tail(path, 40) << "\n";
     }
     if (pgbench_ != nullptr) {
@@ -185,7 +204,10 @@ class ScaleBench {
     }
   }
 
-  ~ScaleBench() { StopPgBench(); }
+  ~ScaleBench() {
+    StopPgBench();
+    patroni_target_.reset();  // its agent, Patroni and etcd before the rig
+  }
 
  private:
   PgCluster& Legacy() { return rig_->Cluster("legacy"); }
@@ -229,6 +251,12 @@ class ScaleBench {
     PGH_ASSIGN_OR_RETURN(result_.size,
                          Legacy().Query("SELECT pg_size_pretty(pg_database_size('postgres'))"));
     PGH_ASSIGN_OR_RETURN(source_hba_, Legacy().Query("SHOW hba_file"));
+    if (options_.patroni_runs > 0) {
+      integration::PatroniTargetOptions patroni;
+      patroni.name = "ptarget";
+      patroni.octet = 13;
+      PGH_ASSIGN_OR_RETURN(patroni_target_, integration::PatroniTarget::Start(*rig_, patroni));
+    }
     std::cout << "loaded pgbench -s " << result_.scale << ": database " << result_.size << " in "
               << absl::Now() - start << "\n";
     return absl::OkStatus();
@@ -257,10 +285,13 @@ class ScaleBench {
     pgbench_.reset();
   }
 
-  // Nothing committed on the source is missing on the promoted target.
-  absl::Status CheckNothingLost() {
-    PGH_ASSIGN_OR_RETURN(std::string source, Legacy().Query("SELECT count(*) FROM pgbench_history"));
-    PGH_ASSIGN_OR_RETURN(std::string target, Target().Query("SELECT count(*) FROM pgbench_history"));
+  // Nothing committed on the source is missing on the promoted target (the Patroni one when
+  // `patroni`).
+  absl::Status CheckNothingLost(bool patroni = false) {
+    constexpr char kRows[] = "SELECT count(*) FROM pgbench_history";
+    PGH_ASSIGN_OR_RETURN(std::string source, Legacy().Query(kRows));
+    PGH_ASSIGN_OR_RETURN(std::string target,
+                         patroni ? patroni_target_->patroni().Query(kRows) : Target().Query(kRows));
     if (source != target) {
       return absl::DataLossError(absl::StrCat("pgbench_history: ", source,
                                               " rows on the fenced source, ", target,
@@ -302,9 +333,14 @@ class ScaleBench {
     return Legacy().Query("SELECT pg_reload_conf()").status();
   }
 
-  absl::StatusOr<double> PghaulRun(bool verify_checksums, bool archive_async = false) {
+  absl::StatusOr<double> PghaulRun(bool verify_checksums, bool archive_async = false,
+                                   bool patroni = false) {
     const std::string name = absl::StrCat("m", ++migrations_);
-    integration::PlanSpec spec = rig_->PosixPlan(name);
+    integration::PlanSpec spec = rig_->PosixPlan(name, patroni ? "ptarget" : "target");
+    if (patroni) {
+      spec.target_data = patroni_target_->patroni().data_dir();
+      spec.extra = "source_patroni_roles_allowed: true\n";
+    }
     if (archive_async) absl::StrAppend(&spec.repository, "  archive_async: true\n");
     spec.cutover = absl::StrCat("{max_lag: 64MB, max_downtime: 60s, verify_checksums: ",
                                 verify_checksums ? "true" : "false", ", new_stanza: main-", name,
@@ -330,12 +366,20 @@ class ScaleBench {
     }
     const double downtime = downtime_json.get<double>();
     std::cout << absl::StrFormat(
-        "  pghaul %s (verify_checksums %s, archive_async %s): downtime %.3f s (backup phase "
+        "  pghaul %s (%s, verify_checksums %s, archive_async %s): downtime %.3f s (backup phase "
         "%.1f s, standby restore %.1f s, `pghaul cutover` incl. the new stanza's backup %.1f "
         "s)\n",
-        name, verify_checksums ? "true" : "false", archive_async ? "true" : "false", downtime,
-        backup, standby, command);
-    PGH_RETURN_IF_ERROR(CheckNothingLost());
+        name, patroni ? "Patroni target" : "plain target", verify_checksums ? "true" : "false",
+        archive_async ? "true" : "false", downtime, backup, standby, command);
+    if (patroni && status.contains("events") && status["events"].is_array()) {
+      for (const nlohmann::json& event : status["events"]) {
+        const std::string text = integration::Str(event, "text");
+        if (absl::StartsWith(text, "Patroni promoted the target")) {
+          std::cout << "  " << text << "\n";
+        }
+      }
+    }
+    PGH_RETURN_IF_ERROR(CheckNothingLost(patroni));
     PGH_RETURN_IF_ERROR(Unfence());
     return downtime;
   }
@@ -463,6 +507,7 @@ class ScaleBench {
   std::unique_ptr<integration::ChildProcess> pgbench_;
   int pgbench_runs_ = 0;
   int migrations_ = 0;
+  std::unique_ptr<integration::PatroniTarget> patroni_target_;  // with --patroni-runs
 };
 
 void Report(const std::vector<ScaleResult>& results) {
@@ -493,6 +538,19 @@ void Report(const std::vector<ScaleResult>& results) {
                                    data, r.pghaul_async.size(), a.median, a.min, a.max,
                                    b.median > 0 ? a.median / b.median : 0.0);
     }
+    if (!r.pghaul_patroni.empty()) {
+      const Stats t = Summarise(r.pghaul_patroni);
+      std::cout << absl::StrFormat(
+          "| %s | pghaul, Patroni target | %d | %.2f | %.2f | %.2f | "
+          "%.2f |\n",
+          data, r.pghaul_patroni.size(), t.median, t.min, t.max,
+          b.median > 0 ? t.median / b.median : 0.0);
+      const Stats p = Summarise(r.pghaul);
+      std::cout << absl::StrFormat(
+          "\nscale %d: median downtime, Patroni target / plain target "
+          "(both pghaul): %.2f\n",
+          r.scale, p.median > 0 ? t.median / p.median : 0.0);
+    }
   }
   if (results.size() >= 2) {
     const double first = Summarise(results.front().pghaul).median;
@@ -512,6 +570,9 @@ void Report(const std::vector<ScaleResult>& results) {
     if (!r.pghaul_verify.empty()) std::cout << ", pghaul verify [" << list(r.pghaul_verify) << "]";
     if (!r.pghaul_async.empty()) {
       std::cout << ", pghaul archive_async [" << list(r.pghaul_async) << "]";
+    }
+    if (!r.pghaul_patroni.empty()) {
+      std::cout << ", pghaul Patroni target [" << list(r.pghaul_patroni) << "]";
     }
     std::cout << "\n";
   }
@@ -545,14 +606,15 @@ int main(int argc, char** argv) {
     if (!pghaul::bench::ParseScales(arg, &options.scales) &&
         !pghaul::bench::ParseInt(arg, "--runs", &options.runs) &&
         !pghaul::bench::ParseInt(arg, "--verify-runs", &options.verify_runs) &&
-        !pghaul::bench::ParseInt(arg, "--async-runs", &options.async_runs)) {
+        !pghaul::bench::ParseInt(arg, "--async-runs", &options.async_runs) &&
+        !pghaul::bench::ParseInt(arg, "--patroni-runs", &options.patroni_runs)) {
       if (arg.rfind("--keep-logs=", 0) == 0) {
         options.keep_logs = arg.substr(std::string("--keep-logs=").size());
         continue;
       }
       std::cerr << "cutover_downtime_bench: unknown argument '" << arg
                 << "'; usage: cutover_downtime_bench [--scales=10,100] [--runs=N] "
-                   "[--verify-runs=N] [--async-runs=N] [--keep-logs=DIR]\n";
+                   "[--verify-runs=N] [--async-runs=N] [--patroni-runs=N] [--keep-logs=DIR]\n";
       return 64;
     }
   }
@@ -572,6 +634,7 @@ int main(int argc, char** argv) {
     if (i != 0) {  // verify_checksums true and archive_async: the smallest scale only
       this_scale.verify_runs = 0;
       this_scale.async_runs = 0;
+      this_scale.patroni_runs = 0;
     }
     pghaul::bench::ScaleBench bench(options.scales[i], this_scale);
     absl::Status status = bench.Run();

@@ -1,11 +1,14 @@
-// A target managed by Patroni (docs/patroni.md), first slice: the agent in Patroni mode reports
-// Patroni's state in its facts and pauses, resumes, stops and starts it, with real processes.
+// Targets managed by Patroni (docs/patroni.md), with real processes: the agent in Patroni mode
+// reports and controls Patroni; preflight names what a Patroni target needs; a rehearsal restore
+// hands the source's copy to Patroni (and survives Patroni killed mid-way); a standby under
+// Patroni follows the source's archive and is cut over under a write load.
 //
-//   controller 198.18.0.10:7400        target 198.18.0.12: etcd 3.4 (:2379, v3 API only)
-//                                                          Patroni 3.0.2 (REST :8008) managing
-//                                                          PostgreSQL 15 (:5432)
-//                                                          pghaul-agent (patroni: section,
-//                                                          control method command)
+//   controller 198.18.0.10:7400   legacy 198.18.0.11   target 198.18.0.12 (PatroniTarget):
+//                                 (plain PG 15, when     etcd 3.4 (:2379, v3 API only)
+//                                 a test adds it)        Patroni 3.0.2 (REST :8008) managing
+//                                                        PostgreSQL 15 (:5432)
+//                                                        pghaul-agent (patroni: section,
+//                                                        control method command)
 //
 // Patroni is first started by the fixture (PatroniNode); after the agent's STOP, the agent's
 // START runs the same argv detached. PatroniNode's destructor ends whichever Patroni runs.
@@ -32,6 +35,7 @@
 #include "tests/integration/fixture/json_paths.h"
 #include "tests/integration/fixture/migration_fixture.h"
 #include "tests/integration/fixture/patroni_node.h"
+#include "tests/integration/fixture/patroni_target.h"
 #include "tests/integration/fixture/test_support.h"
 #include "tests/integration/fixture/wait_for.h"
 
@@ -41,8 +45,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int kTargetOctet = 12;
-constexpr int kPatroniRestPort = 8008;
-constexpr int kPostgresPort = 5432;
 constexpr char kPatroniSuperuser[] = "operator";
 constexpr int kExitFailed = 1;  // docs/cli.md: the migration (here its preflight) failed
 
@@ -55,69 +57,25 @@ class PatroniTest : public ::testing::Test {
     if (HasFatalFailure()) return;
     started_ = absl::Now();
     PGH_ASSERT_OK_AND_ASSIGN(rig_, MigrationRig::Create("pghaul-patroni-"));
-    PGH_ASSERT_OK_AND_ASSIGN(netns_, rig_->network().AddHost("target", kTargetOctet));
-    address_ = rig_->network().Address("target");
-
-    EtcdServerOptions etcd;
-    etcd.netns = netns_;
-    etcd.address = address_;
-    PGH_ASSERT_OK_AND_ASSIGN(etcd_, EtcdServer::Start(rig_->dir().path(), etcd));
-
-    PatroniNodeOptions patroni;
-    patroni.name = "target-0";
-    patroni.scope = "targetdb";
-    patroni.netns = netns_;
-    patroni.address = address_;
-    patroni.rest_port = kPatroniRestPort;
-    patroni.pg_port = kPostgresPort;
-    patroni.etcd_hosts = {etcd_->ClientHostPort()};
-    // As Charmed PostgreSQL does: a superuser that a plain source does not have.
-    patroni.superuser = kPatroniSuperuser;
-    PGH_ASSERT_OK_AND_ASSIGN(patroni_, PatroniNode::Create(rig_->dir().path(), patroni));
-    PGH_ASSERT_OK(patroni_->Start());
-
-    AgentOptions agent;
-    agent.agent_id = "target";
-    agent.controller_address = rig_->ControllerAddress();
-    agent.netns = netns_;
-    agent.pg_socket_dir = patroni_->socket_dir();
-    agent.pg_port = kPostgresPort;
-    agent.data_directory = patroni_->data_dir();
-    agent.facts_interval = absl::Seconds(1);
-    agent.extra_yaml = absl::StrCat(
-        "patroni:\n"
-        "  config_file: \"",
-        patroni_->config_path(),
-        "\"\n"
-        "  dcs: etcd3\n"
-        "  rest_api: {address: \"",
-        patroni_->rest_address(),
-        "\", timeout: 2s}\n"
-        "  control:\n"
-        "    method: command\n"
-        "    command: [\"",
-        patroni_->Argv()[0], "\", \"", patroni_->Argv()[1],
-        "\"]\n"
-        "    log_file: \"",
-        patroni_->dir(), "/patroni-agent.log\"\n");
-    PGH_ASSERT_OK(rig_->StartAgent("target", host_, agent));
+    PatroniTargetOptions options;
+    options.name = "target";
+    options.octet = kTargetOctet;
+    options.scope = "targetdb";
+    options.superuser = kPatroniSuperuser;
+    PGH_ASSERT_OK_AND_ASSIGN(target_, PatroniTarget::Start(*rig_, options));
+    patroni_ = &target_->patroni();
+    etcd_ = &target_->etcd();
   }
 
   void TearDown() override {
     if (HasFailure() && rig_ != nullptr) {
       std::vector<std::string> logs = rig_->LogPaths();
-      if (host_.agent != nullptr) logs.push_back(host_.agent->log_path());
-      if (patroni_ != nullptr) {
-        logs.push_back(patroni_->log_path());
-        logs.push_back(patroni_->dir() + "/patroni-agent.log");
+      if (target_ != nullptr) {
+        for (const std::string& path : target_->LogPaths()) logs.push_back(path);
       }
-      if (etcd_ != nullptr) logs.push_back(etcd_->log_path());
       PrintLogTails(logs);
     }
-    // Agent first (it must not restart Patroni), then Patroni and its PostgreSQL, then etcd.
-    host_.agent.reset();
-    patroni_.reset();
-    etcd_.reset();
+    target_.reset();
     rig_.reset();
     std::cout << "patroni test wall time: " << absl::Now() - started_ << "\n";
   }
@@ -170,11 +128,9 @@ class PatroniTest : public ::testing::Test {
 
   absl::Time started_;
   std::unique_ptr<MigrationRig> rig_;
-  std::string netns_;
-  std::string address_;
-  std::unique_ptr<EtcdServer> etcd_;
-  std::unique_ptr<PatroniNode> patroni_;
-  MigrationRig::Host host_;  // the target's agent (its cluster is Patroni's, not the rig's)
+  std::unique_ptr<PatroniTarget> target_;
+  PatroniNode* patroni_ = nullptr;  // target_'s
+  EtcdServer* etcd_ = nullptr;      // target_'s
 };
 
 TEST_F(PatroniTest, AgentReportsAndControlsPatroni) {
