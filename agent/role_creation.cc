@@ -17,6 +17,12 @@ namespace {
 constexpr int kMaxRoles = 8;
 constexpr size_t kMaxNameBytes = 63;
 constexpr char kRoleExistsSql[] = "SELECT count(*)::text AS n FROM pg_roles WHERE rolname = $1";
+// The mark ENSURE_ROLES leaves on the roles it creates, and the only roles DROP_ROLES drops: a
+// controller cannot have the agent drop a role pghaul did not create (an application's).
+constexpr char kCreatedMark[] = "created by pghaul for Patroni (docs/patroni.md)";
+constexpr char kMarkedSql[] =
+    "SELECT (shobj_description(oid, 'pg_authid') IS NOT DISTINCT FROM $2)::text AS marked "
+    "FROM pg_roles WHERE rolname = $1";
 
 bool Printable(absl::string_view text) {
   for (char c : text) {
@@ -76,7 +82,12 @@ absl::StatusOr<std::map<std::string, std::string>> EnsureRoles(const PostgresCon
     const std::string statement =
         absl::StrCat("CREATE ROLE ", identifier, " LOGIN", role.superuser() ? " SUPERUSER" : "",
                      role.replication() ? " REPLICATION" : "", " PASSWORD ", verifier);
+    PGH_RETURN_IF_ERROR(conn.Execute("BEGIN").status());
     PGH_RETURN_IF_ERROR(conn.Execute(statement.c_str()).status());
+    PGH_ASSIGN_OR_RETURN(std::string mark, QuoteLiteral(conn, kCreatedMark));
+    PGH_RETURN_IF_ERROR(
+        conn.Execute(absl::StrCat("COMMENT ON ROLE ", identifier, " IS ", mark).c_str()).status());
+    PGH_RETURN_IF_ERROR(conn.Execute("COMMIT").status());
     PGH_LOG_INFO("created role {} (login{}{}) with a SCRAM verifier", role.name(),
                  role.superuser() ? ", superuser" : "", role.replication() ? ", replication" : "");
     created.push_back(role.name());
@@ -90,17 +101,24 @@ absl::StatusOr<std::map<std::string, std::string>> DropRoles(const PostgresConne
                                                              const v1::SqlQuery& query) {
   PGH_RETURN_IF_ERROR(ValidateRolesToEnsure(query));
   PGH_ASSIGN_OR_RETURN(PgConnection conn, PgConnection::Open(target));
-  std::vector<std::string> dropped;
+  std::vector<std::string> dropped, kept;
   for (const v1::RoleToEnsure& role : query.roles()) {
     PGH_ASSIGN_OR_RETURN(bool exists, RoleExists(conn, role.name()));
     if (!exists) continue;
+    PGH_ASSIGN_OR_RETURN(auto marked, conn.ExecuteOneRow(kMarkedSql, {role.name(), kCreatedMark}));
+    if (marked["marked"] != "true") {
+      PGH_LOG_WARN("role {} was not created by pghaul: not dropped", role.name());
+      kept.push_back(role.name());
+      continue;
+    }
     PGH_ASSIGN_OR_RETURN(std::string identifier, QuoteIdentifier(conn, role.name()));
     const std::string statement = absl::StrCat("DROP ROLE IF EXISTS ", identifier);
     PGH_RETURN_IF_ERROR(conn.Execute(statement.c_str()).status());
     PGH_LOG_INFO("dropped role {}", role.name());
     dropped.push_back(role.name());
   }
-  return std::map<std::string, std::string>{{"dropped", absl::StrJoin(dropped, ", ")}};
+  return std::map<std::string, std::string>{{"dropped", absl::StrJoin(dropped, ", ")},
+                                            {"not_created_by_pghaul", absl::StrJoin(kept, ", ")}};
 }
 
 }  // namespace pghaul::agent

@@ -20,11 +20,13 @@ namespace pghaul::agent {
 // SCRAM-SHA-256 one of printable ASCII. Errors: InvalidArgument naming the role.
 absl::Status ValidateRolesToEnsure(const v1::SqlQuery& query);
 
-// values: existing, missing (before this call), created: names joined by ", ".
+// values: existing, missing (before this call), created: names joined by ", ". Each role is
+// created and marked (COMMENT ON ROLE: created by pghaul) in one transaction.
 absl::StatusOr<std::map<std::string, std::string>> EnsureRoles(const PostgresConnection& target,
                                                                const v1::SqlQuery& query);
 
-// DROP ROLE IF EXISTS for each name. values: dropped (those that existed).
+// DROP ROLE IF EXISTS for each name that carries ENSURE_ROLES's mark; a role without it is left
+// alone (and logged). values: dropped, not_created_by_pghaul.
 absl::StatusOr<std::map<std::string, std::string>> DropRoles(const PostgresConnection& target,
                                                              const v1::SqlQuery& query);
 

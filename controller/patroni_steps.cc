@@ -202,6 +202,12 @@ absl::Status DropSourcePatroniRoles(PhaseContext& ctx) {
                            " pghaul created on the source were not dropped (", dropped.message(),
                            "): drop them by hand"));
   } else if (!ctx.dry_run()) {
+    const std::string kept = ResultValue(dropped, "not_created_by_pghaul");
+    if (!kept.empty()) {
+      ctx.Event("warn", absl::StrCat("the source's role(s) ", kept,
+                                     " lack pghaul's mark (someone recreated or changed them): "
+                                     "left in place; drop them by hand if they are not needed"));
+    }
     const std::string names = ResultValue(dropped, "dropped");
     ctx.Event("info", names.empty() ? "the roles pghaul created on the source were gone already"
                                     : absl::StrCat("dropped the role(s) pghaul created on the "

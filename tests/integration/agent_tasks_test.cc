@@ -762,6 +762,57 @@ TEST_F(AgentTasksTest, ConfigureWithAStanzaHoldingShellSyntaxIsRefusedAndCreates
 // A controller that sends crafted tasks (path traversal, option injection, shell syntax, oversize
 // and unknown fields) gets each one REFUSED by the agent, and nothing runs: the controller relays
 // what `task submit` gives it without judging it, so every refusal here is the agent's.
+// ENSURE_ROLES creates only missing roles, with the verifier as their password and pghaul's
+// mark; DROP_ROLES drops only marked roles, never one it did not create.
+TEST_F(AgentTasksTest, EnsureRolesCreatesMarkedRolesAndDropRolesDropsOnlyThose) {
+  PGH_ASSERT_OK_AND_ASSIGN(Host * legacy, AddHost("legacy", 11, /*archives=*/false));
+  PgCluster& cluster = *legacy->cluster;
+  PGH_ASSERT_OK(cluster.Query("CREATE ROLE app_owner LOGIN").status());
+  // The verifier of the password "op-secret" with salt "0123456789abcdef" (scram_verifier_test).
+  const std::string verifier =
+      "SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$yo+pGFkJdIEXWoJ/MxRNMz8OfcgAYVtfKJfnN1Z/"
+      "g+g=:xaD7BlOINxC18ateBqh9JM2FUWO/U9nx8b+tHym6zzo=";
+  const json roles =
+      json::array({{{"name", "operator"}, {"superuser", true}, {"scram_verifier", verifier}},
+                   {{"name", "app_owner"}, {"scram_verifier", verifier}}});
+  PGH_ASSERT_OK_AND_ASSIGN(json checked,
+                           Run("legacy", {{"sql", {{"query", "ENSURE_ROLES"}, {"roles", roles}}}}));
+  EXPECT_EQ(Str(checked, "result.values.missing"), "operator") << checked.dump(2);
+  EXPECT_EQ(Str(checked, "result.values.existing"), "app_owner");
+  EXPECT_EQ(cluster.Query("SELECT count(*) FROM pg_roles WHERE rolname = 'operator'").value_or("?"),
+            "0");
+  PGH_ASSERT_OK_AND_ASSIGN(
+      json created,
+      Run("legacy",
+          {{"sql", {{"query", "ENSURE_ROLES"}, {"roles", roles}, {"create_roles", true}}}}));
+  EXPECT_EQ(Str(created, "result.values.created"), "operator") << created.dump(2);
+  EXPECT_EQ(cluster
+                .Query("SELECT rolsuper::text || ' ' || rolcanlogin::text || ' ' || "
+                       "(rolpassword = '" +
+                       verifier +
+                       "')::text FROM pg_authid "
+                       "WHERE rolname = 'operator'")
+                .value_or("?"),
+            "true true true");
+  EXPECT_EQ(cluster.Query("SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'app_owner'")
+                .value_or("?"),
+            "t");
+
+  PGH_ASSERT_OK_AND_ASSIGN(json dropped,
+                           Run("legacy", {{"sql",
+                                           {{"query", "DROP_ROLES"},
+                                            {"roles", json::array({{{"name", "operator"}},
+                                                                   {{"name", "app_owner"}},
+                                                                   {{"name", "postgres"}}})}}}}));
+  EXPECT_EQ(Str(dropped, "result.values.dropped"), "operator") << dropped.dump(2);
+  EXPECT_EQ(Str(dropped, "result.values.not_created_by_pghaul"), "app_owner, postgres");
+  EXPECT_EQ(cluster
+                .Query("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE "
+                       "rolname IN ('operator', 'app_owner', 'postgres')")
+                .value_or("?"),
+            "app_owner,postgres");
+}
+
 TEST_F(AgentTasksTest, CraftedTasksFromTheControllerAreRefusedAndNothingRuns) {
   PGH_ASSERT_OK_AND_ASSIGN(Host * legacy, AddHost("legacy", 11, /*archives=*/false));
   // A valid migration, so that the pgBackRest tasks below are judged on their own fields.
