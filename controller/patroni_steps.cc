@@ -134,10 +134,11 @@ absl::Status GiveSourcePatroniRoles(PhaseContext& ctx) {
   if (!plan.source_patroni_roles_allowed) {
     return absl::FailedPreconditionError(absl::StrCat(
         "a standby under Patroni is read-only, so Patroni's role(s) ", absl::StrJoin(missing, ", "),
-        " must come from the source, which lacks them. Nothing was changed. Set "
-        "`source_patroni_roles_allowed: true` in the plan (pghaul then creates them on the source "
-        "with patroni.yml's passwords, sent as SCRAM verifiers, and abort drops them), or create "
-        "them on the source yourself with those passwords (docs/patroni.md), then restore again"));
+        " must come from the source, which lacks them. Nothing was changed. Either apply a new "
+        "plan (another name: a started migration's plan cannot be replaced) with "
+        "`source_patroni_roles_allowed: true` (pghaul then creates them on the source with "
+        "patroni.yml's passwords, sent as SCRAM verifiers, and abort drops them), or create them "
+        "on the source yourself with those passwords (docs/patroni.md) and restore again"));
   }
   // Journaled before the change, so that an abort after a crash here still drops them.
   PGH_RETURN_IF_ERROR(ctx.Update([&](v1::MigrationRecord& r) {
