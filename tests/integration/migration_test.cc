@@ -670,8 +670,7 @@ std::vector<std::string> CommandLinesHolding(const std::vector<std::string>& nee
        !error && it != std::filesystem::directory_iterator(); it.increment(error)) {
     const std::string pid = it->path().filename().string();
     if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
-    std::ifstream in(it->path() / "cmdline", std::ios::binary);
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string cmdline = ReadProcFile((it->path() / "cmdline").string());
     for (const std::string& needle : needles) {
       if (absl::StrContains(cmdline, needle)) {
         found.push_back(absl::StrCat(pid, ": ", absl::StrReplaceAll(cmdline, {{std::string(1, '\0'), " "}})));
